@@ -1,0 +1,105 @@
+"""The staging-backend interface: what the stage-in work type needs from a storage system.
+
+Two implementations: the simulated tape system (embedded default, ``carousel.backends.simulator``)
+and Rucio through ``rucio-clients`` (``carousel.backends.rucio``). Names follow Rucio: a rule asks
+for copies of DIDs on an RSE expression; each file of a rule has a lock whose state is
+REPLICATING, OK or STUCK. Every method may raise ``requests_app.errors.TransientError`` (retry
+later) or ``PermanentError`` (give up with the reason).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+RULE_STATES = ("REPLICATING", "OK", "STUCK", "SUSPENDED", "WAITING_APPROVAL", "INJECT")
+LOCK_STATES = ("REPLICATING", "OK", "STUCK")
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    scope: str
+    name: str
+    bytes: int
+    adler32: str = ""
+    # The (tape) RSE the file is staged from, when the backend knows; "" otherwise. Throttling groups by it.
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    rule_id: str
+    state: str
+    locks_ok_cnt: int = 0
+    locks_replicating_cnt: int = 0
+    locks_stuck_cnt: int = 0
+    expires_at: datetime | None = None
+    # On the backend's clock (see StagingBackend.now); None when unknown.
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    scope: str
+    name: str
+    state: str
+    rse: str = ""
+    # When the lock reached its state, if the backend knows (the simulator does; Rucio gives updated_at).
+    updated_at: datetime | None = None
+    # The RSE the file is read from, when the backend knows ("" otherwise).
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RuleRequest:
+    """Parameters of a new rule (Rucio's add_replication_rule)."""
+
+    dids: tuple[tuple[str, str], ...]  # (scope, name) pairs: a dataset, or files when re-staging
+    rse_expression: str
+    copies: int = 1
+    source_replica_expression: str | None = None
+    lifetime: int | None = None  # seconds
+    grouping: str = "DATASET"
+    activity: str = "Staging"
+    comment: str = ""  # the service tags rules with "idds processing <id>" to adopt them after a crash
+
+
+class StagingBackend(ABC):
+    @abstractmethod
+    def list_files(self, scope: str, name: str) -> list[DatasetFile]:
+        """Every file of a dataset (raise PermanentError when the dataset does not exist)."""
+
+    @abstractmethod
+    def create_rule(self, rule: RuleRequest) -> list[str]:
+        """Create the rule(s) (one per DID, as Rucio does) and return their ids, or adopt an
+        existing rule with the same DIDs, RSE expression and comment (idempotent submit)."""
+
+    @abstractmethod
+    def get_rule(self, rule_id: str) -> RuleInfo: ...
+
+    @abstractmethod
+    def list_locks(self, rule_id: str, *, since: datetime | None = None) -> Iterable[LockInfo]:
+        """Locks of a rule. With ``since``, a backend may return only locks changed after it
+        (the simulator does; Rucio returns all and the caller filters)."""
+
+    @abstractmethod
+    def delete_rule(self, rule_id: str) -> None:
+        """Cancel a rule (abort); deleting a rule that is already gone is not an error."""
+
+    def source_of(self, lock: LockInfo) -> str | None:
+        """The source RSE a stuck file was being read from, when the backend knows."""
+        return lock.source or None
+
+    def list_locks_many(self, rule_ids: Iterable[str], *, since: datetime | None = None) -> Iterable[LockInfo]:
+        """Locks of several rules (re-stage rules come one per file); backends may do it in one call."""
+        for rule_id in rule_ids:
+            yield from self.list_locks(rule_id, since=since)
+
+    def now(self) -> datetime:
+        """The backend's clock, against which ``max_waiting_time`` is measured (simulated time for the
+        simulator, so waiting times scale with IDDS_TAPE_TIME_SCALE)."""
+        return timezone.now()

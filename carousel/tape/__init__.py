@@ -1,0 +1,1 @@
+"""The simulated tape system: clock, catalogue, drive scheduling and RSE expressions."""

@@ -1,0 +1,201 @@
+"""Bayesian optimisation through bayesian-optimization 3.x's ask/tell interface (``register`` / ``suggest``).
+
+How bayes-opt is used, and what this module adds around it:
+
+* The optimiser works in the unit cube of the encoded space (``SearchSpace.encode``): log parameters are
+  uniform there, ints own equal cells, categories are one-hot columns. Every suggestion is decoded and
+  re-encoded ("snapped") so the model only ever sees points that are really evaluated.
+* Evaluated points are ``register``-ed with target ``-transform(loss)`` because bayes-opt maximises;
+  ``suggest()`` asks for the next point.
+* With ``acquisition="logei"`` (the default) bayes-opt's ``_gp`` slot holds ``MaternGP`` (MAP-fitted
+  Matern-5/2 ARD) and its acquisition is ``LogExpectedImprovement``, which handles pending points by kriging
+  believer. ``"ei"`` and ``"ucb"`` keep bayes-opt's own GP and acquisition classes, with pending points
+  registered as constant lies (the worst target seen), for comparison and for users who want the classics.
+* The first points come from a scrambled Sobol design (bayes-opt's ask/tell gives one random point on an empty
+  optimiser and nothing more), as many as ``initial_design`` (default ``min(10, max(4, 2 * dim))``), and
+  keep coming from it until two losses are known.
+* Losses are warped before modelling (``output_transform``): a GP with a stationary kernel fits a loss that
+  spans orders of magnitude badly, and the warp sharpens the model where it matters, near the best loss.
+* The optimiser is rebuilt from the history on every generation with randomness seeded by
+  ``(seed, len(history))``: the generator keeps no state, and a repeated generation gives the same points.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+from bayes_opt import BayesianOptimization, acquisition
+from scipy.stats import qmc
+
+from hpo.generators.acquisition import LogExpectedImprovement
+from hpo.generators.base import Generator, GeneratorError, History
+from hpo.generators.gp import MaternGP
+from hpo.space import Point
+
+ACQUISITIONS = ("logei", "ei", "ucb")
+OUTPUT_TRANSFORMS = ("standardize", "log", "rank")
+
+
+def transform_losses(losses: np.ndarray, how: str) -> np.ndarray:
+    """Warp losses (lower is better) before the GP sees them; the order of points is kept.
+
+    ``log`` takes the log of the distance to the best loss plus a small offset, which spreads the region
+    near the optimum out and squeezes the bad tail (losses of any sign are fine); ``rank`` maps ranks to
+    normal quantiles, ignoring magnitudes entirely.
+    """
+    if how == "standardize" or len(losses) < 2:
+        return losses
+    if how == "log":
+        spread = float(np.median(losses) - losses.min())
+        offset = max(spread * 1e-3, 1e-12)
+        return np.log(losses - losses.min() + offset)
+    ranks = np.argsort(np.argsort(losses, kind="stable"), kind="stable")
+    from scipy.stats import norm
+
+    return norm.ppf((ranks + 0.5) / len(losses))
+
+
+class BayesianGenerator(Generator):
+    """GP-based proposals via bayes-opt ask/tell (see the module docstring for the choices made)."""
+
+    name = "bayesian"
+    version = "2"
+    default_options: ClassVar[dict[str, Any]] = {
+        "acquisition": "logei",
+        "output_transform": "log",
+        "initial_design": None,
+        "kappa": 2.576,
+        "xi": 0.01,
+        "n_candidates": 2048,
+        "n_starts": 10,
+    }
+
+    def __init__(self, space, *, seed: int = 0, options=None) -> None:
+        super().__init__(space, seed=seed, options=options)
+        if self.options["acquisition"] not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {self.options['acquisition']!r}")
+        if self.options["output_transform"] not in OUTPUT_TRANSFORMS:
+            raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS}")
+        dim = space.cube_dim
+        self.initial_design = int(self.options["initial_design"] or min(10, max(4, 2 * dim)))
+        # Zero-padded so that any ordering bayes-opt applies to the keys is the cube's column order.
+        self._keys = [f"x{i:04d}" for i in range(dim)]
+
+    # --- pieces ----------------------------------------------------------------------------------------------
+
+    def _sobol(self, count: int, skip: int) -> np.ndarray:
+        """Rows ``skip .. skip+count`` of this seed's scrambled Sobol sequence."""
+        sampler = qmc.Sobol(d=self.space.cube_dim, scramble=True, seed=self.seed)
+        with warnings.catch_warnings():
+            # Sobol prefers powers of two; the design is still far better spread than random draws.
+            warnings.simplefilter("ignore")
+            return sampler.random(skip + count)[skip:]
+
+    def _optimizer(self, history: History, taken: set[tuple]) -> BayesianOptimization:
+        options = self.options
+        seed = int(np.random.default_rng([self.seed, len(history)]).integers(2**31))
+        kind = options["acquisition"]
+        if kind == "logei":
+            acq = LogExpectedImprovement(
+                snap=self.space.snap,
+                is_taken=lambda x: self.space.key(self.space.decode(x)) in taken,
+                n_candidates=options["n_candidates"],
+                n_starts=options["n_starts"],
+                seed=seed,
+            )
+        elif kind == "ei":
+            acq = acquisition.ExpectedImprovement(xi=options["xi"])
+        else:
+            acq = acquisition.UpperConfidenceBound(kappa=options["kappa"])
+        optimizer = BayesianOptimization(
+            f=None,
+            pbounds={key: (0.0, 1.0) for key in self._keys},
+            acquisition_function=acq,
+            random_state=seed,
+            verbose=0,
+            allow_duplicate_points=True,
+        )
+        if kind == "logei":
+            optimizer._gp = MaternGP(seed=seed)
+        return optimizer
+
+    def _to_params(self, x: np.ndarray) -> dict[str, float]:
+        return dict(zip(self._keys, map(float, x), strict=True))
+
+    def _to_array(self, params: dict[str, Any]) -> np.ndarray:
+        return np.array([params[key] for key in self._keys], dtype=float)
+
+    # --- the generation -------------------------------------------------------------------------------------
+
+    def generate(self, history: History, num_points: int, max_points: int) -> list[Point]:
+        """Sobol points until the design is done and two losses are known, then one suggestion per point."""
+        wanted = self.budget(history, num_points, max_points)
+        if wanted == 0:
+            return []
+        taken = self.taken_keys(history)
+        evaluated = [(p, loss) for p, loss in history if loss is not None and math.isfinite(loss)]
+        points: list[Point] = []
+
+        def accept(point: Point) -> bool:
+            key = self.space.key(point)
+            if key in taken:
+                return False
+            taken.add(key)
+            points.append(point)
+            return True
+
+        if len(history) < self.initial_design or len(evaluated) < 2:
+            count = max(self.initial_design - len(history), 0) if len(evaluated) >= 2 else wanted
+            for row in self._sobol(min(count, wanted), skip=len(history)):
+                accept(self.space.decode(row))
+        if len(points) < wanted and len(evaluated) >= 2:
+            self._model_points(history, evaluated, taken, wanted - len(points), accept)
+        if len(points) < wanted and self.space.cardinality > len(taken):
+            # Discrete spaces can hand out duplicate Sobol cells: fill up with random free points.
+            rng = self.rng(history)
+            for point in self.space.sample(rng, 50 * wanted):
+                if len(points) == wanted:
+                    break
+                accept(point)
+        return points
+
+    def _model_points(
+        self,
+        history: History,
+        evaluated: list[tuple[Point, float]],
+        taken: set[tuple],
+        count: int,
+        accept: Callable[[Point], bool],
+    ) -> None:
+        """Ask bayes-opt for ``count`` points, each new one pending for the next ask; ``accept`` collects them."""
+        optimizer = self._optimizer(history, taken)
+        losses = np.array([loss for _, loss in evaluated], dtype=float)
+        targets = -transform_losses(losses, self.options["output_transform"])
+        for (point, _), target in zip(evaluated, targets, strict=True):
+            optimizer.register(params=self._to_params(self.space.encode(point)), target=float(target))
+        pending = [self.space.encode(p) for p, loss in history if loss is None]
+        lie = float(targets.min())
+        for x in pending:
+            self._add_pending(optimizer, x, lie)
+        try:
+            for _ in range(count):
+                x = self.space.snap(self._to_array(optimizer.suggest()))
+                # A repeat (bayes-opt's own acquisitions can re-suggest a point) ends the model's turn; the
+                # caller fills up with free random points.
+                if not accept(self.space.decode(x)):
+                    break
+                self._add_pending(optimizer, x, lie)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            raise GeneratorError(f"the Gaussian-process model failed: {exc}") from exc
+
+    def _add_pending(self, optimizer: BayesianOptimization, x: np.ndarray, lie: float) -> None:
+        acq = optimizer.acquisition_function
+        if isinstance(acq, LogExpectedImprovement):
+            acq.pending.append(x)
+        else:
+            # Constant liar for bayes-opt's own acquisitions: pretend the point scored the worst target so far.
+            optimizer.register(params=self._to_params(x), target=lie)

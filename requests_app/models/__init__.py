@@ -1,0 +1,40 @@
+"""Data model of the service (DESIGN.md "The data model")."""
+
+from __future__ import annotations
+
+from .collections import Collection, Content
+from .leases import AgentLease
+from .messages import Event, Message
+from .requests import Request
+from .statuses import (
+    CollectionRelationType,
+    CollectionStatus,
+    CollectionType,
+    ContentStatus,
+    ContentType,
+    MessageStatus,
+    ProcessingStatus,
+    RequestStatus,
+    RequestType,
+)
+from .transforms import Processing, Transform
+
+__all__ = [
+    "AgentLease",
+    "Collection",
+    "CollectionRelationType",
+    "CollectionStatus",
+    "CollectionType",
+    "Content",
+    "ContentStatus",
+    "ContentType",
+    "Event",
+    "Message",
+    "MessageStatus",
+    "Processing",
+    "ProcessingStatus",
+    "Request",
+    "RequestStatus",
+    "RequestType",
+    "Transform",
+]

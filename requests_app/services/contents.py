@@ -1,0 +1,165 @@
+"""Bulk content changes with their collection counters and file messages, in one transaction.
+
+A campaign has ~10^6 contents, so nothing here works row by row: contents are created with
+``bulk_create``, moved with one UPDATE per chunk whose WHERE clause enforces the transition
+table, and the collection counters move by the same amounts with F() expressions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from requests_app.models import Collection, Content, Transform
+from requests_app.models.statuses import ContentStatus, content_sources_for
+from requests_app.worktypes.base import ContentSpec, ContentUpdate, WorkType
+
+from .messages import FileEntry, file_entry, file_messages, messages_write
+
+# Rows per INSERT / per UPDATE ... WHERE id IN (...): 5000 keeps each statement under ~50 ms on
+# PostgreSQL here while a 100k-file dataset still needs only 20 round trips.
+CHUNK = 5000
+FAILED_STATUSES = frozenset({ContentStatus.FAILED, ContentStatus.FINAL_FAILED})
+
+
+def contents_create(
+    *, transform: Transform, collection: Collection, specs: Sequence[ContentSpec], work_type: WorkType
+) -> int:
+    """Create contents in bulk, bump the counters, and announce them if the work type wants."""
+    now = timezone.now()
+    rows = [
+        Content(
+            collection=collection,
+            scope=spec.scope or collection.scope,
+            name=spec.name,
+            content_type=spec.content_type,
+            status=spec.status,
+            bytes=spec.bytes,
+            adler32=spec.adler32,
+            path=spec.path,
+            details=spec.details,
+            status_changed_at=now,
+        )
+        for spec in specs
+    ]
+    for start in range(0, len(rows), CHUNK):
+        Content.objects.bulk_create(rows[start : start + CHUNK])
+    available = [r for r in rows if r.status == ContentStatus.AVAILABLE]
+    failed = [r for r in rows if r.status in FAILED_STATUSES]
+    Collection.objects.filter(pk=collection.pk).update(
+        total_files=F("total_files") + len(rows),
+        bytes=F("bytes") + sum(r.bytes for r in rows),
+        processed_files=F("processed_files") + len(available),
+        processed_bytes=F("processed_bytes") + sum(r.bytes for r in available),
+        failed_files=F("failed_files") + len(failed),
+        updated_at=now,
+    )
+    announced = (
+        rows if work_type.announce_new_contents else [r for r in rows if r.status in work_type.announced_statuses]
+    )
+    if announced:
+        entries = [file_entry(r.scope, r.name, r.path, r.status) for r in announced]
+        messages_write(
+            file_messages(transform=transform, work_type_name=work_type.name, collection=collection, files=entries)
+        )
+    return len(rows)
+
+
+def contents_apply_updates(
+    *, transform: Transform, collections: dict[int, Collection], updates: Sequence[ContentUpdate], work_type: WorkType
+) -> int:
+    """Apply status updates named by content name; return how many contents actually changed.
+
+    Updates a content may not make (an Available file reported Available again, a move the table
+    forbids) match no row and are ignored, which makes a repeated poll harmless.
+    """
+    grouped: dict[tuple[int, int], list[ContentUpdate]] = defaultdict(list)
+    for update in updates:
+        grouped[(update.relation, update.status)].append(update)
+    changed_total = 0
+    announced: dict[int, list[FileEntry]] = defaultdict(list)
+    with transaction.atomic():
+        for (relation, new_status), group in grouped.items():
+            collection = collections.get(relation)
+            if collection is None:
+                continue
+            changed_total += _apply_group(collection, new_status, group, announced, work_type)
+        for collection_id, entries in announced.items():
+            collection = next(c for c in collections.values() if c.pk == collection_id)
+            messages_write(
+                file_messages(transform=transform, work_type_name=work_type.name, collection=collection, files=entries)
+            )
+    return changed_total
+
+
+def _apply_group(
+    collection: Collection,
+    new_status: int,
+    group: list[ContentUpdate],
+    announced: dict[int, list[FileEntry]],
+    work_type: WorkType,
+) -> int:
+    sources = content_sources_for(new_status)
+    by_name = {u.name: u for u in group}
+    names = list(by_name)
+    now = timezone.now()
+    changed = 0
+    processed_delta = processed_bytes_delta = failed_delta = 0
+    for start in range(0, len(names), CHUNK):
+        chunk = names[start : start + CHUNK]
+        rows = list(
+            Content.objects.filter(collection=collection, name__in=chunk, status__in=sources)
+            .order_by("id")
+            .values_list("id", "name", "scope", "path", "bytes", "status")
+        )
+        if not rows:
+            continue
+        ids = [row[0] for row in rows]
+        per_row_fields = any(by_name[row[1]].path is not None or by_name[row[1]].details for row in rows)
+        if per_row_fields:
+            _update_with_paths(rows, by_name, new_status, now)
+        else:
+            Content.objects.filter(id__in=ids, status__in=sources).update(
+                status=new_status, status_changed_at=now, updated_at=now
+            )
+        changed += len(rows)
+        for _, name, scope, path, size, old_status in rows:
+            if new_status == ContentStatus.AVAILABLE:
+                processed_delta += 1
+                processed_bytes_delta += size
+            if old_status == ContentStatus.AVAILABLE:
+                processed_delta -= 1
+                processed_bytes_delta -= size
+            failed_delta += (new_status in FAILED_STATUSES) - (old_status in FAILED_STATUSES)
+            if new_status in work_type.announced_statuses:
+                new_path = by_name[name].path if by_name[name].path is not None else path
+                announced[collection.pk].append(file_entry(scope, name, new_path, new_status))
+    if changed:
+        Collection.objects.filter(pk=collection.pk).update(
+            processed_files=F("processed_files") + processed_delta,
+            processed_bytes=F("processed_bytes") + processed_bytes_delta,
+            failed_files=F("failed_files") + failed_delta,
+            updated_at=now,
+        )
+    return changed
+
+
+def _update_with_paths(rows: list[tuple], by_name: dict[str, ContentUpdate], new_status: int, now) -> None:
+    """Updates that also carry a path or details: one bulk_update instead of one UPDATE per row."""
+    objs = Content.objects.in_bulk([row[0] for row in rows])
+    for content in objs.values():
+        update = by_name[content.name]
+        content.status = new_status
+        content.status_changed_at = now
+        content.updated_at = now
+        if update.path is not None:
+            content.path = update.path
+        if update.details:
+            content.details = {**content.details, **update.details}
+    Content.objects.bulk_update(
+        list(objs.values()), ["status", "status_changed_at", "updated_at", "path", "details"], batch_size=1000
+    )

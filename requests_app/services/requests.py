@@ -1,0 +1,264 @@
+"""Request services: submit, and the operator actions abort / suspend / resume / retry / finish.
+
+Actions only record intent and hand off: abort and finish move the request to ToCancel/ToFinish
+and a worker does the slow part (cancelling rules) in ``request_control``. Repeating an action
+that already took effect is a no-op (HTTP 200); one the status does not allow raises
+IllegalTransition (HTTP 409).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from requests_app.errors import IllegalTransition, TransientError
+from requests_app.models import Collection, Processing, Request, Transform
+from requests_app.models.statuses import (
+    COLLECTION_TERMINAL,
+    PROCESSING_TERMINAL,
+    REQUEST_ACTIVE,
+    REQUEST_TERMINAL,
+    CollectionStatus,
+    ProcessingStatus,
+    RequestStatus,
+)
+from requests_app.worktypes.registry import get_work_type
+
+from .transitions import check_transition, transition
+
+logger = logging.getLogger(__name__)
+RS = RequestStatus
+
+
+def request_create(
+    *,
+    request_type: int,
+    metadata: dict[str, Any],
+    owner=None,
+    scope: str = "",
+    name: str = "",
+    requester: str = "",
+    workload_id: int | None = None,
+    priority: int = 0,
+    lifetime: int = 30,
+    transform_tag: str = "",
+) -> Request:
+    """Validate with the request's work type, store the request, and wake the clerk."""
+    work_type = get_work_type(request_type)
+    fields = {"scope": scope, "name": name, "requester": requester, "workload_id": workload_id}
+    cleaned = work_type.validate(metadata=metadata, request_fields=fields)
+    if workload_id is None and isinstance(cleaned.get("workload_id"), int):
+        workload_id = cleaned["workload_id"]
+    from requests_app.tasks import process_request as process_request_task
+
+    with transaction.atomic():
+        request = Request.objects.create(
+            request_type=request_type,
+            scope=scope or cleaned.get("scope", "") or "",
+            name=name or cleaned.get("name", "") or "",
+            requester=requester or (owner.get_username() if owner is not None else ""),
+            owner=owner,
+            workload_id=workload_id,
+            priority=priority,
+            lifetime=lifetime,
+            transform_tag=transform_tag or str(request_type),
+            request_metadata=cleaned,
+        )
+        process_request_task.delay_on_commit(request.pk)
+    return request
+
+
+def _locked(request: Request) -> Request:
+    return Request.objects.select_for_update().get(pk=request.pk)
+
+
+def request_abort(*, request: Request, actor: str = "") -> Request:
+    if request.status in (RS.TO_CANCEL, RS.CANCELLING, RS.CANCELLED):
+        return request
+    with transaction.atomic():
+        request = _locked(request)
+        if request.status in REQUEST_TERMINAL:
+            raise IllegalTransition(
+                f"cannot abort request {request.pk}: it is already {request.get_status_display()}",
+                extra={"current_status": request.get_status_display()},
+            )
+        transition(request, RS.TO_CANCEL, reason="abort requested", actor=actor)
+        _enqueue_control(request.pk)
+    return request
+
+
+def request_finish(*, request: Request, actor: str = "") -> Request:
+    """Close a request now: stop outside work, keep what is there (Finished or SubFinished)."""
+    if request.status in (RS.TO_FINISH, RS.FINISHED):
+        return request
+    with transaction.atomic():
+        request = _locked(request)
+        if request.status in REQUEST_TERMINAL:
+            raise IllegalTransition(f"cannot finish request {request.pk}: it is already {request.get_status_display()}")
+        transition(request, RS.TO_FINISH, reason="finish requested", actor=actor)
+        _enqueue_control(request.pk)
+    return request
+
+
+def request_suspend(*, request: Request, actor: str = "") -> Request:
+    """Pause: agents leave the request's processings alone until it is resumed."""
+    if request.status == RS.SUSPENDED:
+        return request
+    with transaction.atomic():
+        request = _locked(request)
+        transition(request, RS.SUSPENDED, reason="suspend requested", actor=actor)
+    return request
+
+
+def request_resume(*, request: Request, actor: str = "") -> Request:
+    if request.status in REQUEST_ACTIVE and request.status != RS.NEW:
+        return request
+    if request.status != RS.SUSPENDED:
+        check_transition(request, RS.TRANSFORMING)
+    with transaction.atomic():
+        request = _locked(request)
+        has_transforms = request.transforms.exists() or request.joined_transforms.exists()
+        transition(request, RS.TRANSFORMING if has_transforms else RS.NEW, reason="resumed", actor=actor)
+        _wake_request(request)
+    return request
+
+
+def request_retry(*, request: Request, actor: str = "") -> Request:
+    """Give a failed or partly finished request another go: failed processings start again."""
+    if request.status not in (RS.FAILED, RS.SUBFINISHED):
+        raise IllegalTransition(
+            f"cannot retry request {request.pk}: only Failed or SubFinished requests can be retried, "
+            f"this one is {request.get_status_display()}"
+        )
+    from .transformer import processings_create
+
+    with transaction.atomic():
+        request = _locked(request)
+        transition(request, RS.TRANSFORMING, reason="retry requested", actor=actor)
+        for transform in Transform.objects.select_for_update().filter(
+            request=request, status__in=[RS.FAILED, RS.SUBFINISHED]
+        ):
+            transition(
+                transform, RS.TRANSFORMING, reason="retry", actor=actor, fields={"retries": transform.retries + 1}
+            )
+            for collection in Collection.objects.filter(transform=transform, status__in=COLLECTION_TERMINAL):
+                if CollectionStatus.OPEN in transition_targets(collection):
+                    transition(collection, CollectionStatus.OPEN, reason="retry", actor=actor)
+            failed = list(
+                Processing.objects.filter(
+                    transform=transform,
+                    status__in=[ProcessingStatus.FAILED, ProcessingStatus.LOST, ProcessingStatus.TIMEOUT],
+                )
+            )
+            for processing in failed:
+                transition(processing, ProcessingStatus.NEW, reason="retry", actor=actor, fields={"retries": 0})
+            if not failed:
+                from requests_app.worktypes.base import ProcessingSpec
+
+                processings_create(transform=transform, specs=[ProcessingSpec(metadata={"retry": True})])
+        _wake_request(request)
+    return request
+
+
+def transition_targets(obj) -> frozenset[int]:
+    from .transitions import TABLES
+
+    return TABLES[type(obj)].get(obj.status, frozenset())
+
+
+def _wake_request(request: Request) -> None:
+    """After resume/retry: hand every waiting step of the request to its agent again."""
+    from requests_app.tasks import poll_processing, process_request, submit_processing
+
+    if request.status == RS.NEW:
+        process_request.delay_on_commit(request.pk)
+        return
+    Processing.objects.filter(
+        request=request, status__in=[ProcessingStatus.SUBMITTED, ProcessingStatus.RUNNING]
+    ).update(next_poll_at=timezone.now())
+    for pk, status in (
+        Processing.objects.filter(request=request).exclude(status__in=PROCESSING_TERMINAL).values_list("pk", "status")
+    ):
+        task = submit_processing if status in (ProcessingStatus.NEW, ProcessingStatus.SUBMITTING) else poll_processing
+        task.delay_on_commit(pk)
+    from requests_app.tasks import plan_transform
+
+    for pk in Transform.objects.filter(request=request, status=RS.NEW).values_list("pk", flat=True):
+        plan_transform.delay_on_commit(pk)
+
+
+def _enqueue_control(request_id: int) -> None:
+    from requests_app.tasks import control_request as control_request_task
+
+    control_request_task.delay_on_commit(request_id)
+
+
+def request_control(*, request_id: int) -> str:
+    """The slow half of abort and finish: stop outside work, then end transforms and request."""
+    request = Request.objects.filter(pk=request_id).first()
+    if request is None or request.status not in (RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH):
+        return "nothing to do"
+    cancelling = request.status in (RS.TO_CANCEL, RS.CANCELLING)
+    own = list(Transform.objects.filter(request=request).exclude(status__in=REQUEST_TERMINAL))
+    for transform in own:
+        if cancelling and _has_other_live_requests(transform, request):
+            continue
+        _stop_outside_work(transform)
+    from .rollup import default_decision, request_rollup, transform_finish
+
+    with transaction.atomic():
+        request = _locked(request)
+        if request.status not in (RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH):
+            return "nothing to do"
+        for transform in (
+            Transform.objects.select_for_update().filter(request=request).exclude(status__in=REQUEST_TERMINAL)
+        ):
+            if cancelling and _has_other_live_requests(transform, request):
+                _hand_over(transform, request)
+                continue
+            for processing in Processing.objects.filter(transform=transform).exclude(status__in=PROCESSING_TERMINAL):
+                transition(processing, ProcessingStatus.CANCEL, reason="request stopped", actor="control")
+            if cancelling:
+                end, output = RS.CANCELLED, None
+            else:
+                decision = default_decision(transform)
+                end = decision.finish if decision.finish is not None else RS.SUBFINISHED
+                output = decision.output
+            transform_finish(transform=transform, status=end, output=output, reason="stopped on request")
+        # A request that only joined others' transforms leaves them running for the others.
+        if cancelling:
+            for transform in request.joined_transforms.all():
+                transform.joined_requests.remove(request)
+            request.refresh_from_db()
+            if request.status not in REQUEST_TERMINAL:
+                transition(request, RS.CANCELLED, reason="aborted", actor="control")
+        else:
+            request_rollup(request_id=request.pk)
+    return "done"
+
+
+def _has_other_live_requests(transform: Transform, request: Request) -> bool:
+    return transform.joined_requests.exclude(pk=request.pk).exclude(status__in=REQUEST_TERMINAL).exists()
+
+
+def _hand_over(transform: Transform, request: Request) -> None:
+    """An aborted request gives its shared transform to the next live joined request."""
+    heir = transform.joined_requests.exclude(pk=request.pk).exclude(status__in=REQUEST_TERMINAL).order_by("pk").first()
+    transform.joined_requests.remove(heir)
+    Transform.objects.filter(pk=transform.pk).update(request=heir)
+    Processing.objects.filter(transform=transform).update(request=heir)
+    Collection.objects.filter(transform=transform).update(request=heir)
+
+
+def _stop_outside_work(transform: Transform) -> None:
+    work_type = get_work_type(transform.transform_type)
+    for processing in Processing.objects.filter(transform=transform).exclude(status__in=PROCESSING_TERMINAL):
+        try:
+            work_type.abort(processing)
+        except TransientError:
+            raise
+        except Exception:  # an abort that cannot be done is logged; the request still stops
+            logger.exception("abort of processing %s failed", processing.pk)

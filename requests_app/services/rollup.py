@@ -1,0 +1,144 @@
+"""Roll-up: processing -> transform -> collections -> request status, and what comes next.
+
+Lock order everywhere: request row, then transform row (abort and finish take them in the same
+order), so two workers never wait on each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from requests_app.models import Collection, Processing, Request, Transform
+from requests_app.models.statuses import (
+    COLLECTION_TERMINAL,
+    PROCESSING_TERMINAL,
+    REQUEST_ACTIVE,
+    REQUEST_TERMINAL,
+    CollectionRelationType,
+    CollectionStatus,
+    ProcessingStatus,
+    RequestStatus,
+)
+from requests_app.worktypes.base import Decision
+from requests_app.worktypes.registry import get_work_type
+
+from .messages import collection_message, messages_write
+from .transformer import processings_create
+from .transitions import transition
+
+logger = logging.getLogger(__name__)
+RS = RequestStatus
+# Transform end status -> what its output collections become.
+COLLECTION_END = {
+    RS.FINISHED: CollectionStatus.CLOSED,
+    RS.SUBFINISHED: CollectionStatus.SUBCLOSED,
+    RS.FAILED: CollectionStatus.FAILED,
+    RS.CANCELLED: CollectionStatus.CANCELLED,
+    RS.EXPIRED: CollectionStatus.CANCELLED,
+}
+
+
+def default_decision(transform: Transform) -> Decision:
+    """Finish once every processing ended: Finished when all output is there, SubFinished when
+    part of it is, Failed when none is."""
+    processings = list(transform.processings.values_list("status", flat=True))
+    if any(status not in PROCESSING_TERMINAL for status in processings):
+        return Decision.wait()
+    outputs = list(transform.collections.filter(relation_type=CollectionRelationType.OUTPUT))
+    total = sum(c.total_files for c in outputs)
+    processed = sum(c.processed_files for c in outputs)
+    if total and processed == total:
+        return Decision.done(RS.FINISHED)
+    if processed:
+        return Decision.done(RS.SUBFINISHED, reason=f"{total - processed} of {total} outputs missing")
+    if not total and processings and all(s == ProcessingStatus.FINISHED for s in processings):
+        return Decision.done(RS.FINISHED)
+    return Decision.done(RS.FAILED, reason="no output produced")
+
+
+def transform_rollup(*, transform_id: int) -> str:
+    """Ask the work type what comes next for a transform and do it."""
+    transform = Transform.objects.filter(pk=transform_id).only("request_id", "status").first()
+    if transform is None or transform.status in REQUEST_TERMINAL:
+        return "nothing to do"
+    with transaction.atomic():
+        request = Request.objects.select_for_update().get(pk=transform.request_id)
+        transform = Transform.objects.select_for_update().get(pk=transform_id)
+        if transform.status in REQUEST_TERMINAL or transform.status == RS.NEW:
+            return "nothing to do"
+        if request.status not in REQUEST_ACTIVE:
+            return "request not active"
+        decision = get_work_type(transform.transform_type).decide(transform)
+        if decision.new_processings:
+            processings_create(transform=transform, specs=decision.new_processings)
+            return f"started {len(decision.new_processings)} processing(s)"
+        if decision.finish is not None:
+            transform_finish(
+                transform=transform, status=decision.finish, output=decision.output, reason=decision.reason
+            )
+            return f"finished {RS(decision.finish).label}"
+    return "waiting"
+
+
+def transform_finish(*, transform: Transform, status: int, output: Any = None, reason: str = "") -> None:
+    """End a transform: close its collections, announce the output collection, roll up requests.
+
+    Must run inside a transaction holding the transform's request row lock.
+    """
+    work_type = get_work_type(transform.transform_type)
+    transition(transform, status, reason=reason, actor="rollup", fields={"finished_at": timezone.now()})
+    collection_status = COLLECTION_END.get(status, CollectionStatus.CLOSED)
+    outputs = []
+    for collection in Collection.objects.filter(transform=transform).order_by("id"):
+        if collection.status not in COLLECTION_TERMINAL:
+            transition(collection, collection_status, reason=reason, actor="rollup")
+        if collection.relation_type == CollectionRelationType.OUTPUT:
+            outputs.append(collection)
+    if outputs and status != RS.CANCELLED:
+        messages_write(
+            [collection_message(transform=transform, work_type_name=work_type.name, collections=outputs, output=output)]
+        )
+    requests = [transform.request_id, *transform.joined_requests.values_list("pk", flat=True)]
+    for request_id in requests:
+        request_rollup(request_id=request_id)
+
+
+def request_rollup(*, request_id: int) -> None:
+    """A request ends when all its transforms (own and joined) ended; its status sums theirs."""
+    request = Request.objects.get(pk=request_id)
+    if request.status in REQUEST_TERMINAL:
+        return
+    statuses = list(Transform.objects.filter(request_id=request_id).values_list("status", flat=True))
+    statuses += list(request.joined_transforms.values_list("status", flat=True))
+    if not statuses or any(s not in REQUEST_TERMINAL for s in statuses):
+        return
+    if all(s == RS.FINISHED for s in statuses):
+        final = RS.FINISHED
+    elif all(s == RS.CANCELLED for s in statuses):
+        final = RS.CANCELLED
+    elif any(s in (RS.FINISHED, RS.SUBFINISHED) for s in statuses):
+        final = RS.SUBFINISHED
+    else:
+        final = RS.FAILED
+    if request.status in (RS.TO_CANCEL, RS.CANCELLING) and final != RS.FINISHED:
+        final = RS.CANCELLED
+    transition(request, final, reason="all transforms ended", actor="rollup")
+
+
+def transform_fail(*, transform_id: int, reason: str) -> None:
+    """Fail a transform for good (planning refused, retries exhausted)."""
+    with transaction.atomic():
+        transform = Transform.objects.get(pk=transform_id)
+        Request.objects.select_for_update().get(pk=transform.request_id)
+        transform = Transform.objects.select_for_update().get(pk=transform_id)
+        if transform.status in REQUEST_TERMINAL:
+            return
+        errors = [*(transform.errors or []), {"at": timezone.now().isoformat(), "error": reason[:2000]}][-10:]
+        Transform.objects.filter(pk=transform_id).update(errors=errors)
+        for processing in Processing.objects.filter(transform=transform, status=ProcessingStatus.NEW):
+            transition(processing, ProcessingStatus.CANCEL, reason=reason, actor="rollup")
+        transform_finish(transform=transform, status=RS.FAILED, reason=reason)

@@ -1,0 +1,88 @@
+"""Watchdog: the periodic safety net behind event hand-off.
+
+Hand-off after commit is the fast path; this sweep finds work whose hand-off was lost (a worker
+died, a broker restarted) and enqueues it again. Every task it enqueues is idempotent, so
+enqueuing something that is in fact still running costs one no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from requests_app.models import Message, Processing, Request, Transform
+from requests_app.models.statuses import (
+    PROCESSING_TERMINAL,
+    MessageStatus,
+    ProcessingStatus,
+    RequestStatus,
+)
+
+from .claims import claim_free
+
+logger = logging.getLogger(__name__)
+# Rows re-enqueued per kind per sweep: enough to drain a backlog in a few sweeps without one
+# sweep flooding the broker.
+SWEEP_LIMIT = 500
+RS = RequestStatus
+
+
+def watchdog_sweep(*, stale_seconds: float | None = None) -> dict[str, int]:
+    """Re-enqueue stale work; return counts per kind (for the log and the tests)."""
+    from requests_app import tasks
+
+    now = timezone.now()
+    stale = now - timedelta(seconds=stale_seconds if stale_seconds is not None else settings.IDDS_STALE_SECONDS)
+    counts: dict[str, int] = {}
+
+    def requeue(kind: str, ids, task) -> None:
+        ids = list(ids[:SWEEP_LIMIT])
+        for pk in ids:
+            task.delay(pk)
+        counts[kind] = len(ids)
+
+    requeue(
+        "requests",
+        Request.objects.filter(status__in=[RS.NEW, RS.THROTTLING], updated_at__lt=stale).values_list("pk", flat=True),
+        tasks.process_request,
+    )
+    requeue(
+        "controls",
+        Request.objects.filter(
+            status__in=[RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH], updated_at__lt=stale
+        ).values_list("pk", flat=True),
+        tasks.control_request,
+    )
+    requeue(
+        "transforms",
+        Transform.objects.filter(status=RS.NEW, updated_at__lt=stale).values_list("pk", flat=True),
+        tasks.plan_transform,
+    )
+    requeue(
+        "submits",
+        Processing.objects.filter(status__in=[ProcessingStatus.NEW, ProcessingStatus.SUBMITTING], updated_at__lt=stale)
+        .filter(claim_free())
+        .values_list("pk", flat=True),
+        tasks.submit_processing,
+    )
+    # Transforms still running although all their processings ended: the roll-up was lost.
+    requeue(
+        "rollups",
+        Transform.objects.filter(status=RS.TRANSFORMING, updated_at__lt=stale)
+        .exclude(processings__status__in=[s for s in ProcessingStatus if s not in PROCESSING_TERMINAL])
+        .values_list("pk", flat=True),
+        tasks.rollup_transform,
+    )
+    overdue = Message.objects.filter(status=MessageStatus.NEW).filter(
+        Q(next_attempt_at__isnull=True, created_at__lt=stale) | Q(next_attempt_at__lt=now)
+    )
+    counts["messages"] = 1 if overdue.exists() else 0
+    if counts["messages"]:
+        tasks.deliver_messages.delay()
+    if any(counts.values()):
+        logger.info("watchdog re-enqueued %s", counts)
+    return counts

@@ -1,0 +1,23 @@
+"""How sinks turn a message body into bytes on the wire: compact JSON, UTF-8.
+
+orjson encodes file messages (up to 2000 file entries, ~0.3 MB) several times faster than the
+standard library, which is most of a sink's CPU time; the standard encoder is the fallback and
+produces the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is in requirements; keep working without it
+    orjson = None
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """Compact JSON of ``body``; raises TypeError/ValueError when it is not JSON-serialisable."""
+    if orjson is not None:
+        return orjson.dumps(body)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

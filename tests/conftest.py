@@ -1,0 +1,86 @@
+"""Shared fixtures: API clients with tokens, and a real Celery worker on Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from idds_site.celery import app as celery_app
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user(username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(db):
+    return get_user_model().objects.create_user(username="bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user(username="root", password="pw-root-123", is_staff=True)
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    return _client_for(user)
+
+
+@pytest.fixture
+def other_api(other_user) -> APIClient:
+    return _client_for(other_user)
+
+
+@pytest.fixture
+def staff_api(staff_user) -> APIClient:
+    return _client_for(staff_user)
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(django_db_setup, django_db_blocker) -> Iterator[object]:
+    """One real Celery worker (solo pool, in a thread) consuming every declared queue on Redis."""
+    celery_app.conf.task_always_eager = False
+    with django_db_blocker.unblock():
+        celery_app.control.purge()
+        with start_worker(celery_app, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30) as worker:
+            yield worker
+
+
+@pytest.fixture
+def celery_worker(celery_worker_session, transactional_db) -> object:
+    """A test that uses the worker runs in a committed (transactional) database."""
+    celery_app.control.purge()
+    return celery_worker_session
+
+
+def wait_for(
+    predicate: Callable[[], object], *, timeout: float = 60.0, interval: float = 0.1, what: str = ""
+) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` on time-out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
