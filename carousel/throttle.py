@@ -16,6 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from carousel.models import ThrottleBucket, ThrottleReservation
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,88 @@ def admits(limits: ThrottleLimits, *, inflight: int, files: int) -> bool:
 def admits_destination(limits: ThrottleLimits, *, inflight: int, files: int) -> bool:
     """Whether a destination with ``inflight`` files takes a request of ``files`` more."""
     return inflight <= 0 or inflight + files <= limits.max_files_per_destination
+
+
+def _keys(source: str, destination: str) -> list[str]:
+    return sorted({f"source:{source}", f"destination:{destination}"})
+
+
+def inflight(*, source: str | None = None, destination: str | None = None) -> int:
+    """Files of admitted, live requests from ``source`` (or to ``destination``) not yet on disk nor stuck.
+
+    A few queries whatever the number of files: the output collections' counters and the stuck
+    count the work type keeps on each processing.
+    """
+    from requests_app.models import Collection, Processing, Request
+    from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType
+
+    reservations = ThrottleReservation.objects.filter(admitted=True)
+    reservations = reservations.filter(source=source) if source is not None else reservations.filter(destination=destination)
+    files = dict(reservations.values_list("request_id", "files"))
+    if not files:
+        return 0
+    live = set(Request.objects.filter(pk__in=files).exclude(status__in=REQUEST_TERMINAL).values_list("pk", flat=True))
+    remaining = {pk: files[pk] for pk in live}
+    for request_id, total, processed, failed in Collection.objects.filter(
+        request_id__in=live, relation_type=CollectionRelationType.OUTPUT
+    ).values_list("request_id", "total_files", "processed_files", "failed_files"):
+        remaining[request_id] = total - processed - failed
+    for request_id, stuck in Processing.objects.filter(request_id__in=live).values_list(
+        "request_id", "processing_metadata__stuck_count"
+    ):
+        if isinstance(stuck, int):
+            remaining[request_id] -= stuck
+    return sum(max(0, count) for count in remaining.values())
+
+
+def throttle_admit(
+    *, request_id: int, files: int, source: str, destination: str, limits: ThrottleLimits | None = None
+) -> str | None:
+    """Admit a request (None) or say why it waits. Serialised per source and destination by row locks."""
+    from requests_app.models import Request
+    from requests_app.models.statuses import REQUEST_TERMINAL
+
+    limits = limits or ThrottleLimits.from_settings()
+    with transaction.atomic():
+        for key in _keys(source, destination):
+            ThrottleBucket.objects.get_or_create(key=key)
+        list(ThrottleBucket.objects.select_for_update().filter(key__in=_keys(source, destination)).order_by("key"))
+        entry, _ = ThrottleReservation.objects.get_or_create(
+            request_id=request_id, defaults={"source": source, "destination": destination, "files": files}
+        )
+        if entry.admitted:
+            return None
+        # Entries of requests that ended (aborted while waiting, finished) leave the queue.
+        waiting = dict(
+            ThrottleReservation.objects.filter(source=source, admitted=False, request_id__lt=request_id).values_list(
+                "request_id", "files"
+            )
+        )
+        ended = set(Request.objects.filter(pk__in=waiting, status__in=REQUEST_TERMINAL).values_list("pk", flat=True))
+        if ended:
+            ThrottleReservation.objects.filter(request_id__in=ended).delete()
+        ahead = len(waiting) - len(ended)
+        if ahead:
+            return f"waiting behind {ahead} older request(s) for source {source}"
+        in_source = inflight(source=source)
+        if not admits(limits, inflight=in_source, files=files):
+            return (
+                f"source {source} has {in_source} files queued or staging; this request adds {files} "
+                f"(cap {limits.max_files_per_source}, new requests join while at most "
+                f"{int(limits.max_files_per_source * limits.max_staging_ratio)} are in flight)"
+            )
+        in_destination = inflight(destination=destination)
+        if not admits_destination(limits, inflight=in_destination, files=files):
+            return (
+                f"destination {destination} has {in_destination} files staging; this request adds {files} "
+                f"(cap {limits.max_files_per_destination})"
+            )
+        ThrottleReservation.objects.filter(pk=entry.pk).update(admitted=True, admitted_at=timezone.now())
+    return None
+
+
+def throttled_request_ids(*, limit: int = 10) -> list[int]:
+    """The oldest stage-in requests waiting in the throttle's queue (to offer them again)."""
+    return list(
+        ThrottleReservation.objects.filter(admitted=False).order_by("request_id").values_list("request_id", flat=True)[:limit]
+    )

@@ -267,6 +267,19 @@ IDDS_QUEUES = [
 ]
 CELERY_TASK_QUEUES = [Queue(name) for name in IDDS_QUEUES]
 CELERY_TASK_DEFAULT_QUEUE = "watchdog"
+# Tasks are named <area>.<agent>.<step>; the agent part picks the queue.
+CELERY_TASK_ROUTES = {
+    "idds.clerk.*": {"queue": "clerk"},
+    "idds.transformer.*": {"queue": "transformer"},
+    "idds.carrier.*": {"queue": "carrier"},
+    "idds.conductor.*": {"queue": "conductor"},
+    "idds.rollup.*": {"queue": "rollup"},
+    "idds.watchdog.*": {"queue": "watchdog"},
+    "carousel.*": {"queue": "carousel"},
+    "hpo.generate.*": {"queue": "hpo_generate"},
+    "hpo.*": {"queue": "hpo"},
+    "activelearning.*": {"queue": "activelearning"},
+}
 
 # Beat: the safety net behind event hand-off, and the clock for due polls.
 IDDS_SWEEP_SECONDS = env_float("IDDS_SWEEP_SECONDS", 5.0, minimum=0.2)

@@ -157,12 +157,13 @@ class StompSource:
         self._inbox: queue.Queue[Delivery] = queue.Queue()
         self._connection: Any = None
         self._lost = threading.Event()
+        self._subscribed = threading.Event()
         self._backoff = 0.5
         self._connect()
 
     def _connect(self) -> None:
         stomp = self._stomp
-        inbox, lost = self._inbox, self._lost
+        inbox, lost, subscribed = self._inbox, self._lost, self._subscribed
 
         class Listener(stomp.ConnectionListener):
             def on_message(self, frame: Any) -> None:
@@ -178,6 +179,10 @@ class StompSource:
 
             def on_error(self, frame: Any) -> None:
                 logger.warning("broker error: %s", frame.headers.get("message") or frame.body)
+
+            def on_receipt(self, frame: Any) -> None:
+                if frame.headers.get("receipt-id") == "idds-subscribed":
+                    subscribed.set()
 
             def on_disconnected(self) -> None:
                 lost.set()
@@ -198,12 +203,16 @@ class StompSource:
             }
         if self.selector:
             subscribe_headers["selector"] = self.selector
+        # With a receipt, so that "subscribed" means the broker routes to us from now on.
+        subscribed.clear()
         connection.subscribe(
             self.destination,
             id=self.durable or "idds-consumer",
             ack="client-individual",
-            headers=subscribe_headers,
+            headers=subscribe_headers | {"receipt": "idds-subscribed"},
         )
+        if not subscribed.wait(timeout=30):
+            raise ConnectionError(f"no receipt for SUBSCRIBE {self.destination}")
         self._connection = connection
         self._backoff = 0.5
         logger.info("subscribed to %s on %s", self.destination, connection.transport.current_host_and_port)

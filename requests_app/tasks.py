@@ -28,46 +28,46 @@ COMMON = {
 }
 
 
-@shared_task(name="idds.clerk.process_request", queue="clerk", **COMMON)
+@shared_task(name="idds.clerk.process_request", **COMMON)
 def process_request(request_id: int) -> list[int]:
     return clerk.request_process(request_id=request_id)
 
 
-@shared_task(name="idds.transformer.plan_transform", queue="transformer", **COMMON)
+@shared_task(name="idds.transformer.plan_transform", **COMMON)
 def plan_transform(transform_id: int) -> list[int]:
     return transformer.transform_plan(transform_id=transform_id)
 
 
-@shared_task(name="idds.carrier.submit_processing", queue="carrier", **COMMON)
+@shared_task(name="idds.carrier.submit_processing", **COMMON)
 def submit_processing(processing_id: int) -> str:
     return carrier.processing_submit(processing_id=processing_id)
 
 
-@shared_task(name="idds.carrier.poll_processing", queue="carrier", **COMMON)
+@shared_task(name="idds.carrier.poll_processing", **COMMON)
 def poll_processing(processing_id: int) -> str:
     return carrier.processing_poll(processing_id=processing_id)
 
 
-@shared_task(name="idds.carrier.enqueue_due_polls", queue="carrier", **COMMON)
+@shared_task(name="idds.carrier.enqueue_due_polls", **COMMON)
 def enqueue_due_polls() -> int:
     return carrier.enqueue_due_polls()
 
 
-@shared_task(name="idds.rollup.rollup_transform", queue="rollup", **COMMON)
+@shared_task(name="idds.rollup.rollup_transform", **COMMON)
 def rollup_transform(transform_id: int) -> str:
     return rollup.transform_rollup(transform_id=transform_id)
 
 
-@shared_task(name="idds.rollup.control_request", queue="rollup", **COMMON)
+@shared_task(name="idds.rollup.control_request", **COMMON)
 def control_request(request_id: int) -> str:
     return requests.request_control(request_id=request_id)
 
 
-@shared_task(name="idds.conductor.deliver", queue="conductor", **COMMON)
+@shared_task(name="idds.conductor.deliver", **COMMON)
 def deliver_messages() -> int:
     return conductor.messages_deliver()
 
 
-@shared_task(name="idds.watchdog.sweep", queue="watchdog", **COMMON)
+@shared_task(name="idds.watchdog.sweep", **COMMON)
 def sweep() -> dict[str, int]:
     return watchdog.watchdog_sweep()

@@ -31,6 +31,15 @@ class DatasetFile:
 
 
 @dataclass(frozen=True)
+class DatasetSummary:
+    """Size and source of a dataset, for throttling before its files are listed."""
+
+    files: int
+    bytes: int
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class RuleInfo:
     rule_id: str
     state: str
@@ -98,6 +107,21 @@ class StagingBackend(ABC):
         """Locks of several rules (re-stage rules come one per file); backends may do it in one call."""
         for rule_id in rule_ids:
             yield from self.list_locks(rule_id, since=since)
+
+    def dataset_summary(self, scope: str, name: str) -> DatasetSummary:
+        """Number of files, bytes and source of a dataset; default: from ``list_files``."""
+        files = self.list_files(scope, name)
+        sources = [f.source for f in files if f.source]
+        source = max(set(sources), key=sources.count) if sources else ""
+        return DatasetSummary(files=len(files), bytes=sum(f.bytes for f in files), source=source)
+
+    def next_change_at(self, rule_ids: Iterable[str]) -> datetime | None:
+        """When (backend clock) a lock of these rules changes next, if the backend can tell."""
+        return None
+
+    def seconds_until(self, moment: datetime) -> float:
+        """Real seconds until ``moment`` on the backend's clock (0 if it has passed)."""
+        return max(0.0, (moment - self.now()).total_seconds())
 
     def now(self) -> datetime:
         """The backend's clock, against which ``max_waiting_time`` is measured (simulated time for the

@@ -14,6 +14,8 @@ BULK_CREATE_BATCH = 2000
 
 
 def _copy_value(value: Any) -> str:
+    if type(value) is int:
+        return str(value)
     if value is None:
         return r"\N"
     if isinstance(value, bool):

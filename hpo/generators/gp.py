@@ -34,6 +34,8 @@ LOG_NOISE_BOUNDS = (math.log(1e-6), math.log(1.0))
 NOISE_PRIOR = (math.log(1e-4), 2.0)
 SIGNAL_PRIOR = (0.0, 1.0)
 LENGTHSCALE_PRIOR_SD = math.sqrt(3.0)
+LENGTHSCALE_PRIOR = "balanced"
+LENGTHSCALE_WEIGHT = 0.1
 #: Added to the covariance diagonal for numerical stability.
 JITTER = 1e-9
 
@@ -89,6 +91,11 @@ class MaternGP:
         mean = self._prior_mean(dim)
         sds = np.concatenate([np.full(dim, LENGTHSCALE_PRIOR_SD), [SIGNAL_PRIOR[1]], [NOISE_PRIOR[1]]])
         z = (theta - mean) / sds
+        if LENGTHSCALE_PRIOR == "balanced":
+            z[:dim] = 0.0
+            up, down = np.exp(2 * theta[:dim]), np.exp(-2 * theta[:dim])
+            nll += LENGTHSCALE_WEIGHT * float((up + down).sum())
+            grad[:dim] += LENGTHSCALE_WEIGHT * 2 * (up - down)
         nll += 0.5 * float(z @ z)
         grad += z / sds
         return float(nll), grad

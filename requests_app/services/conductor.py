@@ -102,13 +102,13 @@ def _send_everywhere(batch: Sequence[Message]) -> tuple[set[str], dict[str, str]
         try:
             report = sink.send(outgoing)
         except TransientError as exc:
-            report = SendReport(failed={m.msg_id: f"{sink.name}: {exc}" for m in outgoing})
+            report = SendReport(failed={m.msg_id: str(exc) for m in outgoing})
         except Exception as exc:  # a sink bug must not lose messages: treat as not confirmed
             logger.exception("sink %s failed", sink.name)
-            report = SendReport(failed={m.msg_id: f"{sink.name}: {type(exc).__name__}: {exc}" for m in outgoing})
+            report = SendReport(failed={m.msg_id: f"{type(exc).__name__}: {exc}" for m in outgoing})
         confirmed &= report.delivered
         for msg_id in {m.msg_id for m in outgoing} - report.delivered:
-            reasons.setdefault(msg_id, report.failed.get(msg_id, f"{sink.name}: not confirmed"))
+            reasons.setdefault(msg_id, f"{sink.name}: {report.failed.get(msg_id, 'not confirmed')}")
         permanent |= report.permanent
     return confirmed, reasons, permanent
 

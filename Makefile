@@ -1,0 +1,34 @@
+# Usual targets; everything goes through idds_site/bootstrap.py so a clean clone works.
+PY := .venv/bin/python
+
+.PHONY: demo test serve lint format migrate-check worker beat web bench-pipeline
+
+demo:          ## the service and a demo on the embedded default (SQLite, filesystem broker)
+	python3 idds_site/bootstrap.py demo
+
+test:          ## the test suite on PostgreSQL + Redis (started if not running)
+	python3 idds_site/bootstrap.py test
+
+serve:         ## web + worker + beat with the configuration in the environment
+	python3 idds_site/bootstrap.py serve
+
+lint:
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+format:
+	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
+
+migrate-check:
+	$(PY) manage.py makemigrations --check --dry-run
+
+web:
+	$(PY) -m gunicorn idds_site.wsgi -b 0.0.0.0:8000 -w 2
+
+worker:        ## every queue; add QUEUES=clerk,transformer to pick some
+	$(PY) -m celery -A idds_site worker -l INFO $(if $(QUEUES),-Q $(QUEUES))
+
+beat:
+	$(PY) -m celery -A idds_site beat -l INFO -s var/celerybeat-schedule
+
+bench-pipeline:
+	$(PY) bench/pipeline.py

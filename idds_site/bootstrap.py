@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""One entry point for a fresh machine with only Python (standard library only).
+
+    python3 idds_site/bootstrap.py demo    # the service and a demo on the embedded default
+    python3 idds_site/bootstrap.py test    # the test suite on PostgreSQL + Redis (started if needed)
+    python3 idds_site/bootstrap.py serve   # web + worker + beat on whatever the environment says
+
+It creates ``.venv`` and installs the pinned requirements when they changed, so every command
+works from a clean clone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+DEMO_VAR = ROOT / "var" / "demo"
+TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/idds"
+TEST_REDIS_URL = "redis://127.0.0.1:6379/1"
+
+
+def log(message: str) -> None:
+    print(f"[bootstrap] {message}", flush=True)
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None, check: bool = True) -> int:
+    return subprocess.run([str(a) for a in args], cwd=ROOT, env=env, check=check).returncode
+
+
+def ensure_venv(requirements: str) -> None:
+    """Create .venv and install ``requirements`` unless the same file was installed already."""
+    if not PYTHON.exists():
+        log("creating .venv")
+        run(sys.executable, "-m", "venv", VENV)
+        run(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
+    files = [ROOT / "requirements.txt", ROOT / requirements]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    stamp = VENV / f".installed-{requirements}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    log(f"installing {requirements}")
+    run(PYTHON, "-m", "pip", "install", "-q", "-r", ROOT / requirements)
+    stamp.write_text(digest)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_port(port: int, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if time.monotonic() > deadline:
+            sys.exit(f"[bootstrap] {what} did not open port {port} within {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def apt_install(*packages: str) -> None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit(f"[bootstrap] please install {' '.join(packages)} (needs root and apt-get)")
+    log(f"installing {' '.join(packages)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("apt-get", "update", "-q", env=env)
+    run("apt-get", "install", "-y", "-q", *packages, env=env)
+
+
+def ensure_postgres() -> None:
+    if port_open(5432):
+        return
+    if not Path("/etc/postgresql").exists():
+        apt_install("postgresql")
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    log(f"starting PostgreSQL {version}")
+    run("pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start", check=False)
+    wait_port(5432, "PostgreSQL")
+
+
+def ensure_redis() -> None:
+    if port_open(6379):
+        return
+    if not shutil.which("redis-server"):
+        apt_install("redis-server")
+    log("starting Redis")
+    Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
+    Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
+    run(
+        "redis-server",
+        "--daemonize",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "-::1",
+        "--port",
+        "6379",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        "/var/lib/redis",
+        "--logfile",
+        "/var/log/redis/ci.log",
+    )
+    wait_port(6379, "Redis")
+
+
+def command_test(extra: list[str]) -> int:
+    ensure_venv("requirements-dev.txt")
+    ensure_postgres()
+    ensure_redis()
+    env = {
+        **os.environ,
+        "DATABASE_URL": os.environ.get("DATABASE_URL", TEST_DATABASE_URL),
+        "REDIS_URL": os.environ.get("REDIS_URL", TEST_REDIS_URL),
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    env.pop("CELERY_BROKER_URL", None)
+    run(PYTHON, "manage.py", "makemigrations", "--check", "--dry-run", env=env)
+    return run(PYTHON, "-m", "pytest", *extra, env=env, check=False)
+
+
+class Processes:
+    """The service's processes, stopped together on exit or Ctrl-C."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.children: list[subprocess.Popen] = []
+
+    def start(self, name: str, *args: str | Path) -> None:
+        log_file = open(ROOT / "var" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        self.children.append(
+            subprocess.Popen([str(a) for a in args], cwd=ROOT, env=self.env, stdout=log_file, stderr=log_file)
+        )
+        log(f"started {name} (log: var/{name}.log)")
+
+    def wait(self) -> None:
+        """Block until Ctrl-C, SIGTERM or the death of a child (which is reported)."""
+
+        def interrupt(signum, frame) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupt)
+        while True:
+            for child in self.children:
+                if child.poll() is not None:
+                    log(f"{child.args[2:5]} exited with {child.returncode}; see var/*.log")
+                    return
+            time.sleep(1)
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def service_env(embedded: bool) -> dict[str, str]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    if embedded:
+        for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+            env.pop(name, None)
+        env.setdefault("DEBUG", "true")
+        env.setdefault("IDDS_VAR_DIR", str(DEMO_VAR))
+    return env
+
+
+def start_service(env: dict[str, str], port: int) -> Processes:
+    (ROOT / "var").mkdir(exist_ok=True)
+    run(PYTHON, "manage.py", "migrate", "--noinput", "-v", "0", env=env)
+    run(PYTHON, "manage.py", "collectstatic", "--noinput", "-v", "0", env=env)
+    processes = Processes(env)
+    processes.start(
+        "web", PYTHON, "-m", "gunicorn", "idds_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "60"
+    )
+    processes.start("worker", PYTHON, "-m", "celery", "-A", "idds_site", "worker", "-l", "INFO", "-c", "2")
+    var = Path(env.get("IDDS_VAR_DIR", ROOT / "var"))
+    processes.start(
+        "beat", PYTHON, "-m", "celery", "-A", "idds_site", "beat", "-l", "INFO", "-s", var / "celerybeat-schedule"
+    )
+    wait_port(port, "the web server")
+    return processes
+
+
+def command_demo(extra: list[str]) -> int:
+    ensure_venv("requirements.txt")
+    env = service_env(embedded=True)
+    port = int(os.environ.get("PORT", "8000"))
+    if port_open(port):
+        sys.exit(f"[bootstrap] port {port} is busy; set PORT=<free port>")
+    processes = start_service(env, port)
+    try:
+        token = (
+            subprocess.run(
+                [PYTHON, "manage.py", "issue_token", "demo", "--staff"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        log(f"service up: http://127.0.0.1:{port}/  API http://127.0.0.1:{port}/api/v1/  docs /api/docs/")
+        log(f"API token of user 'demo': {token}")
+        code = run(PYTHON, "manage.py", "run_demo", *extra, env=env, check=False)
+        if "--exit" in extra or os.environ.get("CI"):
+            return code
+        log("demo done; the service keeps running. Ctrl-C stops it.")
+        processes.wait()
+        return code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        processes.stop()
+
+
+def command_serve(extra: list[str]) -> int:
+    ensure_venv("requirements.txt")
+    env = service_env(embedded="DATABASE_URL" not in os.environ)
+    processes = start_service(env, int(os.environ.get("PORT", "8000")))
+    try:
+        processes.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        processes.stop()
+    return 0
+
+
+COMMANDS = {"test": command_test, "demo": command_demo, "serve": command_serve}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        return 2
+    os.chdir(ROOT)
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

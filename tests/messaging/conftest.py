@@ -1,0 +1,232 @@
+"""Real brokers for the messaging tests: a private ActiveMQ and a private Redis, both restartable.
+
+The tests stop and restart their brokers on purpose, so they never use the shared ones: the
+ActiveMQ fixture runs its own broker (installing the Debian package if it is missing) and the
+Redis fixture its own ``redis-server`` with an append-only file, on free ports (or
+``IDDS_TEST_ACTIVEMQ_PORT`` / ``IDDS_TEST_REDIS_PORT``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from idds_site.brokers import ActiveMQBroker, apt_install, wait_for_port
+from requests_app.consumer import Recorder, RedisStreamSource, Source, StompSource, consume
+from requests_app.errors import TransientError
+from requests_app.sinks.base import OutgoingMessage, Sink
+from tests.conftest import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActiveMQBroker]:
+    """A private ActiveMQ 5.17 with one STOMP connector (frames capped at 4 MiB)."""
+    port = int(os.environ.get("IDDS_TEST_ACTIVEMQ_PORT") or free_port())
+    broker = ActiveMQBroker(port, tmp_path_factory.mktemp("activemq"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def running_activemq(activemq: ActiveMQBroker) -> ActiveMQBroker:
+    """The session broker, started again if a previous test left it stopped."""
+    activemq.start()
+    return activemq
+
+
+class RedisServer:
+    """A private ``redis-server`` that keeps its data across restarts (append-only file, fsync always)."""
+
+    def __init__(self, port: int, directory: Path) -> None:
+        self.port = port
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        binary = shutil.which("redis-server")
+        if binary is None:
+            apt_install("redis-server")
+            binary = shutil.which("redis-server") or "redis-server"
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.port, timeout=30, process=self.process)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.process = None
+        wait_for_port("127.0.0.1", self.port, timeout=30, closed=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(int(os.environ.get("IDDS_TEST_REDIS_PORT") or free_port()), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def running_redis(redis_server: RedisServer) -> RedisServer:
+    redis_server.start()
+    return redis_server
+
+
+@pytest.fixture
+def destination() -> str:
+    """A topic of its own per test, so no test sees another's messages."""
+    return f"/topic/idds.test.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def stream() -> str:
+    return f"idds-test-{uuid.uuid4().hex[:12]}"
+
+
+def file_message(index: int, *, files: int = 3, workload_id: int = 777, pad: int = 0) -> OutgoingMessage:
+    """A file_stagein message shaped like the conductor's (IDDS_REFERENCE.md §2)."""
+    body: dict[str, Any] = {
+        "msg_type": "file_stagein",
+        "workload_id": workload_id,
+        "request_id": 1,
+        "transform_id": 2,
+        "relation_type": "output",
+        "files": [
+            {"scope": "data16_13TeV", "name": f"file.{index:05d}.{n:04d}", "path": None, "status": "Available"}
+            for n in range(files)
+        ],
+    }
+    if pad:
+        body["padding"] = "x" * pad
+    return OutgoingMessage(
+        msg_id=f"{uuid.uuid4().hex[:8]}-{index:05d}",
+        msg_type="file_stagein",
+        body=body,
+        request_id=1,
+        transform_id=2,
+        workload_id=workload_id,
+    )
+
+
+def deliver_until_confirmed(sink: Sink, messages: list[OutgoingMessage], *, timeout: float = 120.0) -> int:
+    """Send until the sink confirmed every message, re-sending the unconfirmed; return the rounds.
+
+    A stand-in for the conductor's retry loop: at least once, in order.
+    """
+    pending = list(messages)
+    rounds = 0
+
+    def progress() -> bool:
+        nonlocal pending, rounds
+        rounds += 1
+        try:
+            report = sink.send(pending)
+        except TransientError:
+            return False
+        pending = [m for m in pending if m.msg_id not in report.delivered]
+        return not pending
+
+    wait_for(progress, timeout=timeout, interval=0.2, what="every message confirmed")
+    return rounds
+
+
+@pytest.fixture
+def make_messages() -> Callable[..., list[OutgoingMessage]]:
+    def make(count: int, **kwargs: Any) -> list[OutgoingMessage]:
+        return [file_message(i, **kwargs) for i in range(count)]
+
+    return make
+
+
+class RunningConsumer:
+    """The reference consumer's loop in a thread, recording into ``jsonl``."""
+
+    def __init__(self, source: Source, jsonl: Path) -> None:
+        self.source = source
+        self.jsonl = jsonl
+        self.recorder = Recorder(jsonl=jsonl)
+        self._stop = threading.Event()
+        self.summary: dict[str, Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="idds-test-consumer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.summary = consume(self.source, self.recorder, stop=self._stop)
+
+    def wait_for_messages(self, count: int, *, timeout: float = 60.0) -> None:
+        wait_for(lambda: len(self.recorder.seen) >= count, timeout=timeout, what=f"{count} messages consumed")
+
+    def recorded_ids(self) -> list[str]:
+        """Every id written to the JSONL file, repeats included (there must be none)."""
+        import json
+
+        return [json.loads(line)["msg_id"] for line in self.jsonl.read_text().splitlines() if line]
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.source.close()
+        self.recorder.close()
+        assert self.summary is not None
+        return self.summary
+
+
+@pytest.fixture
+def stomp_consumer(
+    running_activemq: ActiveMQBroker, destination: str, tmp_path: Path
+) -> Iterator[Callable[[], RunningConsumer]]:
+    """Start a consumer with a durable subscription (it survives broker restarts) on ``destination``."""
+    started: list[RunningConsumer] = []
+
+    def start() -> RunningConsumer:
+        name = f"test-{uuid.uuid4().hex[:8]}"
+        source = StompSource([("127.0.0.1", running_activemq.port)], destination, durable=name)
+        consumer = RunningConsumer(source, tmp_path / f"{name}.jsonl")
+        started.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in started:
+        if consumer.summary is None:
+            consumer.stop()
+
+
+@pytest.fixture
+def stream_consumer(running_redis: RedisServer, stream: str, tmp_path: Path) -> Iterator[Callable[[], RunningConsumer]]:
+    started: list[RunningConsumer] = []
+
+    def start() -> RunningConsumer:
+        source = RedisStreamSource(running_redis.url, stream, "jedi", "consumer-1", from_beginning=True)
+        consumer = RunningConsumer(source, tmp_path / f"{stream}.jsonl")
+        started.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in started:
+        if consumer.summary is None:
+            consumer.stop()

@@ -1,0 +1,162 @@
+"""Every agent task run twice (as a redelivered message would) leaves the same end state,
+and a claim left by a dead worker is taken again once it expires."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from requests_app import tasks
+from requests_app.models import Collection, Content, Event, Message, Processing, Request, Transform
+from requests_app.models.statuses import MessageStatus, ProcessingStatus, RequestStatus
+from requests_app.services.requests import request_abort
+from requests_app.services.watchdog import watchdog_sweep
+from tests.factories import ProcessingFactory, RequestFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot(request_id: int) -> dict:
+    return {
+        "request": Request.objects.get(pk=request_id).status,
+        "transforms": list(Transform.objects.filter(request_id=request_id).values_list("status", flat=True)),
+        "collections": list(Collection.objects.filter(request_id=request_id).values_list("status", "processed_files")),
+        "contents": Content.objects.filter(collection__request_id=request_id).count(),
+        "processings": list(Processing.objects.filter(request_id=request_id).values_list("status", flat=True)),
+        "messages": Message.objects.filter(request_id=request_id).count(),
+        "events": Event.objects.filter(request_id=request_id).count(),
+    }
+
+
+def run_twice(task, *args) -> tuple[object, object]:
+    return task.run(*args), task.run(*args)
+
+
+def test_each_agent_task_is_idempotent_along_the_whole_pipeline():
+    # given
+    request = RequestFactory(request_metadata={"files": 4, "files_per_poll": 10, "fail_files": []})
+
+    # when / then: clerk
+    first, second = run_twice(tasks.process_request, request.pk)
+    assert len(first) == 1 and second == []
+    transform_id = first[0]
+    after_clerk = snapshot(request.pk)
+    assert after_clerk["request"] == RequestStatus.TRANSFORMING
+
+    # transformer
+    first, second = run_twice(tasks.plan_transform, transform_id)
+    assert len(first) == 1 and second == []
+    processing_id = first[0]
+    assert snapshot(request.pk)["contents"] == 4
+
+    # carrier submit and poll
+    assert run_twice(tasks.submit_processing, processing_id) == ("submitted", "not claimable")
+    assert Processing.objects.get(pk=processing_id).status == ProcessingStatus.SUBMITTED
+    assert run_twice(tasks.poll_processing, processing_id) == ("changed 4", "not claimable")
+    after_poll = snapshot(request.pk)
+
+    # roll-up
+    first, second = run_twice(tasks.rollup_transform, transform_id)
+    assert (first, second) == ("finished Finished", "nothing to do")
+    after_rollup = snapshot(request.pk)
+    assert after_rollup["request"] == RequestStatus.FINISHED
+    assert after_rollup["messages"] == after_poll["messages"] + 1  # one collection message, not two
+
+    # conductor
+    first, second = run_twice(tasks.deliver_messages)
+    assert first == after_rollup["messages"] and second == 0
+    assert not Message.objects.exclude(status=MessageStatus.DELIVERED).exists()
+    assert snapshot(request.pk) == after_rollup
+
+
+def test_control_task_twice_cancels_once():
+    request = RequestFactory()
+    tasks.process_request.run(request.pk)
+    request_abort(request=request)
+
+    assert run_twice(tasks.control_request, request.pk) == ("done", "nothing to do")
+    assert Request.objects.get(pk=request.pk).status == RequestStatus.CANCELLED
+    assert Event.objects.filter(entity="request", entity_id=request.pk, new_status=RequestStatus.CANCELLED).count() == 1
+
+
+def test_a_claim_left_by_a_dead_worker_is_taken_again_after_it_expires():
+    # given: a processing claimed by a worker that died a while ago, and one claimed just now
+    request = RequestFactory(status=RequestStatus.TRANSFORMING, request_metadata={"files": 0, "files_per_poll": 1})
+    expired = ProcessingFactory(
+        request=request,
+        transform__request=request,
+        status=ProcessingStatus.SUBMITTED,
+        claimed_by="dead-host:1",
+        claimed_until=timezone.now() - timedelta(seconds=1),
+    )
+    held = ProcessingFactory(
+        request=request,
+        transform__request=request,
+        status=ProcessingStatus.SUBMITTED,
+        claimed_by="live-host:2",
+        claimed_until=timezone.now() + timedelta(minutes=5),
+    )
+
+    # when
+    taken = tasks.poll_processing.run(expired.pk)
+    refused = tasks.poll_processing.run(held.pk)
+
+    # then
+    assert taken.startswith("changed")
+    assert refused == "not claimable"
+    expired.refresh_from_db()
+    assert expired.claimed_by == "" and expired.poll_count == 1
+    assert Processing.objects.get(pk=held.pk).claimed_by == "live-host:2"
+
+
+def test_a_submit_interrupted_after_the_outside_call_is_submitted_again_once_its_claim_expires():
+    request = RequestFactory(status=RequestStatus.TRANSFORMING)
+    processing = ProcessingFactory(
+        request=request,
+        transform__request=request,
+        status=ProcessingStatus.SUBMITTING,
+        claimed_by="dead-host:1",
+        claimed_until=timezone.now() - timedelta(seconds=1),
+    )
+
+    assert tasks.submit_processing.run(processing.pk) == "submitted"
+    processing.refresh_from_db()
+    assert processing.status == ProcessingStatus.SUBMITTED
+    assert processing.external_id == f"countdown-{processing.pk}"
+
+
+def test_the_watchdog_finds_work_whose_hand_off_was_lost(monkeypatch):
+    # given: a request left New and a processing left New, both for a while
+    request = RequestFactory()
+    processing = ProcessingFactory(request__status=RequestStatus.TRANSFORMING)
+    old = timezone.now() - timedelta(minutes=5)
+    Request.objects.filter(pk__in=[request.pk]).update(updated_at=old)
+    Processing.objects.filter(pk=processing.pk).update(updated_at=old)
+    enqueued: list[tuple[str, int]] = []
+    monkeypatch.setattr(tasks.process_request, "delay", lambda pk: enqueued.append(("request", pk)))
+    monkeypatch.setattr(tasks.submit_processing, "delay", lambda pk: enqueued.append(("submit", pk)))
+
+    # when
+    counts = watchdog_sweep(stale_seconds=60)
+    again = watchdog_sweep(stale_seconds=60)
+
+    # then: found both times (the tasks are idempotent), nothing fresh is touched
+    assert ("request", request.pk) in enqueued and ("submit", processing.pk) in enqueued
+    assert counts["requests"] == 1 and counts["submits"] == 1 and again == counts
+    assert watchdog_sweep(stale_seconds=3600)["requests"] == 0
+
+
+def test_a_permanent_submit_refusal_fails_the_processing_and_the_request_with_the_reason():
+    request = RequestFactory(request_metadata={"files": 2, "files_per_poll": 1, "permanent_submit": True})
+    transform_id = tasks.process_request.run(request.pk)[0]
+    processing_id = tasks.plan_transform.run(transform_id)[0]
+
+    assert tasks.submit_processing.run(processing_id) == "failed"
+    tasks.rollup_transform.run(transform_id)
+
+    processing = Processing.objects.get(pk=processing_id)
+    assert processing.status == ProcessingStatus.FAILED
+    assert "refuse the submit" in processing.errors[-1]["error"]
+    assert Request.objects.get(pk=request.pk).status == RequestStatus.FAILED
