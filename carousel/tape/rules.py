@@ -21,7 +21,7 @@ from carousel.models import SimDataset, SimFile, SimLock, SimRule, Tape, TapeDri
 from requests_app.errors import PermanentError
 
 from .bulk import insert_rows
-from .clock import Clock, current_clock
+from .clock import FAR_FUTURE, Clock, current_clock
 from .expressions import rse_matches
 from .scheduler import DriveState, ReadItem, Timing, schedule_reads
 
@@ -49,9 +49,9 @@ def dataset_summary(scope: str, name: str) -> DatasetSummary:
 
 
 def next_event_at(rule_ids: Sequence[str], *, clock: Clock | None = None) -> datetime | None:
-    """The first lock event of these rules still ahead of the simulated now."""
+    """The first lock event of these rules still ahead of the simulated now (far future: none left)."""
     if not rule_ids:
-        return None
+        return FAR_FUTURE
     horizon = (clock or current_clock()).horizon()
     row = (
         SimLock.objects.filter(rule_id__in=rule_ids, event_at__gt=horizon, rule__deleted_at__isnull=True)
@@ -59,7 +59,7 @@ def next_event_at(rule_ids: Sequence[str], *, clock: Clock | None = None) -> dat
         .values_list("event_at", flat=True)
         .first()
     )
-    return row
+    return row or FAR_FUTURE
 
 
 def _ts(moment: datetime | None) -> float:

@@ -40,14 +40,16 @@ def test_each_agent_task_is_idempotent_along_the_whole_pipeline():
 
     # when / then: clerk
     first, second = run_twice(tasks.process_request, request.pk)
-    assert len(first) == 1 and second == []
+    assert len(first) == 1
+    assert second == []
     transform_id = first[0]
     after_clerk = snapshot(request.pk)
     assert after_clerk["request"] == RequestStatus.TRANSFORMING
 
     # transformer
     first, second = run_twice(tasks.plan_transform, transform_id)
-    assert len(first) == 1 and second == []
+    assert len(first) == 1
+    assert second == []
     processing_id = first[0]
     assert snapshot(request.pk)["contents"] == 4
 
@@ -66,7 +68,8 @@ def test_each_agent_task_is_idempotent_along_the_whole_pipeline():
 
     # conductor
     first, second = run_twice(tasks.deliver_messages)
-    assert first == after_rollup["messages"] and second == 0
+    assert first == after_rollup["messages"]
+    assert second == 0
     assert not Message.objects.exclude(status=MessageStatus.DELIVERED).exists()
     assert snapshot(request.pk) == after_rollup
 
@@ -107,7 +110,8 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_after_it_expires():
     assert taken.startswith("changed")
     assert refused == "not claimable"
     expired.refresh_from_db()
-    assert expired.claimed_by == "" and expired.poll_count == 1
+    assert expired.claimed_by == ""
+    assert expired.poll_count == 1
     assert Processing.objects.get(pk=held.pk).claimed_by == "live-host:2"
 
 
@@ -143,8 +147,11 @@ def test_the_watchdog_finds_work_whose_hand_off_was_lost(monkeypatch):
     again = watchdog_sweep(stale_seconds=60)
 
     # then: found both times (the tasks are idempotent), nothing fresh is touched
-    assert ("request", request.pk) in enqueued and ("submit", processing.pk) in enqueued
-    assert counts["requests"] == 1 and counts["submits"] == 1 and again == counts
+    assert ("request", request.pk) in enqueued
+    assert ("submit", processing.pk) in enqueued
+    assert counts["requests"] == 1
+    assert counts["submits"] == 1
+    assert again == counts
     assert watchdog_sweep(stale_seconds=3600)["requests"] == 0
 
 

@@ -52,7 +52,8 @@ def test_request_status_shows_a_table_and_abort_request_aborts():
     table = run("request_status", str(request.pk))
     aborted = run("abort_request", str(request.pk))
 
-    assert f"Request {request.pk}" in table and "data15:ds.1" in table
+    assert f"Request {request.pk}" in table
+    assert "data15:ds.1" in table
     assert "ToCancel" in aborted
     with pytest.raises(CommandError, match="no request 424242"):
         run("abort_request", "424242")

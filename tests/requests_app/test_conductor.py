@@ -54,7 +54,8 @@ def test_it_delivers_in_outbox_order_and_marks_rows_delivered(sinks):
     assert sinks.sent == [m.msg_id for m in messages]
     for message in Message.objects.all():
         assert message.status == MessageStatus.DELIVERED
-        assert message.delivered_to == ["db", "recording"] and message.delivered_at is not None
+        assert message.delivered_to == ["db", "recording"]
+        assert message.delivered_at is not None
 
 
 def test_a_refused_message_backs_off_and_holds_back_later_messages_of_its_transform(sinks):
@@ -73,7 +74,8 @@ def test_a_refused_message_backs_off_and_holds_back_later_messages_of_its_transf
     a2.refresh_from_db()
     assert Message.objects.get(pk=b1.pk).status == MessageStatus.DELIVERED
     assert (a1.status, a1.attempts, a1.last_error) == (MessageStatus.NEW, 1, "recording: broker said no")
-    assert a2.status == MessageStatus.NEW and a2.next_attempt_at >= a1.next_attempt_at
+    assert a2.status == MessageStatus.NEW
+    assert a2.next_attempt_at >= a1.next_attempt_at
 
     # when the broker accepts again and the back-off is over
     sinks.refuse = set()

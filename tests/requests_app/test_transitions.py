@@ -18,10 +18,10 @@ from requests_app.models.statuses import (
     RequestStatus,
     content_sources_for,
 )
+from requests_app.services.contents import contents_apply_updates
 from requests_app.services.transitions import transition
 from requests_app.worktypes.base import ContentUpdate
 from requests_app.worktypes.registry import get_work_type
-from requests_app.services.contents import contents_apply_updates
 from tests.factories import CollectionFactory, ContentFactory, ProcessingFactory, RequestFactory
 
 pytestmark = pytest.mark.django_db

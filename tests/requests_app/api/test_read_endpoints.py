@@ -20,7 +20,8 @@ def test_contents_filter_by_collection_and_status(api):
 
     assert response.status_code == 200
     results = response.json()["results"]
-    assert len(results) == 3 and {r["status"] for r in results} == {"Available"}
+    assert len(results) == 3
+    assert {r["status"] for r in results} == {"Available"}
 
 
 def test_messages_after_a_cursor_come_in_outbox_order(api):

@@ -28,7 +28,8 @@ def test_submitting_returns_the_id_and_url_and_stores_the_cleaned_metadata(api, 
     request = Request.objects.get(pk=data["request_id"])
     assert data["url"].endswith(f"/api/v1/requests/{request.pk}/")
     assert response["Location"] == data["url"]
-    assert request.owner == user and request.status == RequestStatus.NEW
+    assert request.owner == user
+    assert request.status == RequestStatus.NEW
     assert request.request_metadata["files_per_poll"] == 10  # the work type's default
 
 
@@ -53,7 +54,8 @@ def test_bad_fields_get_a_400_naming_the_field_and_write_nothing(api, payload, f
     if "errors" in data:
         assert field in data["errors"], data
         assert words in data["errors"][field]
-    assert field in data["error"] and words in data["error"]
+    assert field in data["error"]
+    assert words in data["error"]
     assert not Request.objects.exists()
 
 
@@ -116,7 +118,8 @@ def test_actions_return_the_fresh_request_repeat_with_200_and_refuse_illegal_mov
     first = api.post(f"{URL}{request.pk}/abort/")
     again = api.post(f"{URL}{request.pk}/abort/")
 
-    assert first.status_code == 200 and first.json()["status"] == "ToCancel"
+    assert first.status_code == 200
+    assert first.json()["status"] == "ToCancel"
     assert again.status_code == 200
     finished = RequestFactory(owner=user, status=RequestStatus.FINISHED)
     conflict = api.post(f"{URL}{finished.pk}/retry/")
@@ -178,5 +181,6 @@ def test_the_openapi_schema_and_docs_are_served(api):
 
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    assert "/api/v1/requests/" in paths and "/api/v1/requests/{id}/abort/" in paths
+    assert "/api/v1/requests/" in paths
+    assert "/api/v1/requests/{id}/abort/" in paths
     assert api.get("/api/docs/").status_code == 200

@@ -1,0 +1,174 @@
+"""One poll of a stage-in processing: what landed, what is stuck, what to re-stage, what failed for good.
+
+State between polls lives in ``processing_metadata`` (written by the carrier in the same
+transaction as the content updates, so a crash between two polls loses nothing):
+
+* ``rules``: one entry per rule group — the main rule, then each re-stage — with its rule ids,
+  its creation time on the backend clock, the source it avoids, and ``since``: the latest lock
+  change already applied (each group keeps its own, as groups run on different drives).
+* ``stuck``: files whose latest attempt is stuck, with the index of that group; ``stuck_count``
+  feeds the throttle (a stuck file no longer occupies its source's queue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+from carousel.backends.base import RuleRequest, StagingBackend
+from carousel.tape.expressions import excluding
+from requests_app.models import Content, Processing
+from requests_app.models.statuses import CollectionRelationType, ContentStatus
+
+# Contents still waiting for their file (not Available, not finally failed).
+PENDING = (ContentStatus.NEW, ContentStatus.PROCESSING, ContentStatus.FAILED, ContentStatus.LOST, ContentStatus.MAPPED)
+# A poll at the instant of a landing could see it a hair early; aim just after it.
+EVENT_MARGIN_SECONDS = 0.02
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass
+class PollOutcome:
+    """What one poll found, in landing order."""
+
+    landed: list[str] = field(default_factory=list)
+    final_failed: list[str] = field(default_factory=list)
+    remaining: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    next_poll_in: float | None = None
+    note: str | None = None
+
+
+def pending_names(processing: Processing) -> set[str]:
+    """Names of the output files not yet Available nor finally failed (one query)."""
+    return set(
+        Content.objects.filter(
+            collection__transform_id=processing.transform_id,
+            collection__relation_type=CollectionRelationType.OUTPUT,
+            status__in=PENDING,
+        ).values_list("name", flat=True)
+    )
+
+
+def _collect(backend: StagingBackend, groups: list[dict[str, Any]], stuck: dict[str, int]) -> list[tuple[datetime, str]]:
+    """Read every group's lock changes since its cursor; update cursors and ``stuck`` in place."""
+    landed: list[tuple[datetime, str]] = []
+    for index, group in enumerate(groups):
+        since = _parse(group.get("since"))
+        latest = since
+        for lock in backend.list_locks_many(group["rule_ids"], since=since):
+            moment = lock.updated_at
+            # Backends without a change filter (Rucio) return every lock: skip what was applied.
+            if since is not None and moment is not None and moment <= since:
+                continue
+            if lock.state == "OK":
+                landed.append((moment or _EARLIEST, lock.name))
+                stuck.pop(lock.name, None)
+            elif lock.state == "STUCK":
+                stuck[lock.name] = index
+                if lock.source:
+                    group.setdefault("stuck_sources", {})[lock.source] = True
+            else:
+                continue
+            if moment is not None and (latest is None or moment > latest):
+                latest = moment
+            if not group.get("destination") and lock.rse:
+                group["destination"] = lock.rse
+        group["since"] = latest.isoformat() if latest else None
+    landed.sort(key=lambda pair: pair[0])
+    return landed
+
+
+def poll_stagein(
+    *, backend: StagingBackend, processing: Processing, request_metadata: dict[str, Any], source: str
+) -> PollOutcome:
+    """Poll every rule of the processing, decide re-stages and final failures."""
+    meta = processing.processing_metadata
+    groups: list[dict[str, Any]] = [dict(group) for group in meta.get("rules", [])]
+    stuck: dict[str, int] = dict(meta.get("stuck", {}))
+    landed = _collect(backend, groups, stuck)
+    landed_names = list(dict.fromkeys(name for _, name in landed))
+    remaining = pending_names(processing) - set(landed_names)
+    for name in list(stuck):
+        if name not in remaining:
+            stuck.pop(name)
+    max_extra = int(request_metadata.get("max_extra_rules", 1))
+    outcome = PollOutcome(landed=landed_names)
+    exhausted = len(groups) - 1 >= max_extra
+    if exhausted:
+        # No rule left to try: a file stuck in the last group has failed for good.
+        last = len(groups) - 1
+        outcome.final_failed = sorted(name for name, index in stuck.items() if index == last)
+        remaining -= set(outcome.final_failed)
+    due_at = _parse(groups[-1]["created_at"]) + timedelta(seconds=float(request_metadata["max_waiting_time"]))
+    if remaining and not exhausted and backend.now() >= due_at:
+        outcome.note = _restage(backend, processing, groups, remaining, stuck, request_metadata, source)
+        stuck = {name: index for name, index in stuck.items() if name not in remaining}
+    outcome.remaining = len(remaining)
+    outcome.metadata = {"rules": groups, "stuck": stuck, "stuck_count": len(stuck), "remaining_files": len(remaining)}
+    if remaining:
+        outcome.next_poll_in = _next_poll_in(backend, groups, due_at if not exhausted else None)
+    return outcome
+
+
+def _restage(
+    backend: StagingBackend,
+    processing: Processing,
+    groups: list[dict[str, Any]],
+    remaining: set[str],
+    stuck: dict[str, int],
+    request_metadata: dict[str, Any],
+    source: str,
+) -> str:
+    """A new rule for the files still missing, reading from anywhere but the source that failed."""
+    destination = next((g.get("destination") for g in groups if g.get("destination")), "")
+    destination = request_metadata.get("dest_rse") or destination
+    if not destination:
+        return "cannot re-stage: the destination RSE is unknown"
+    stuck_sources = [src for g in groups for src in g.get("stuck_sources", {})]
+    avoid = stuck_sources[-1] if stuck_sources else source
+    scope = request_metadata["scope"]
+    number = len(groups)
+    rule_ids = backend.create_rule(
+        RuleRequest(
+            dids=tuple((scope, name) for name in sorted(remaining)),
+            rse_expression=destination,
+            source_replica_expression=excluding(avoid) if avoid else None,
+            lifetime=int(request_metadata.get("lifetime") or 0) or None,
+            comment=f"idds processing {processing.pk} restage {number}",
+        )
+    )
+    created = backend.now()
+    groups.append(
+        {
+            "kind": "restage",
+            "rule_ids": rule_ids,
+            "files": len(remaining),
+            "stuck_files": sum(1 for name in remaining if name in stuck),
+            "avoid_source": avoid,
+            "destination": destination,
+            "created_at": created.isoformat(),
+            # Changes before the rule existed are not its own.
+            "since": None,
+        }
+    )
+    return f"re-staged {len(remaining)} missing file(s) avoiding {avoid or 'no source'}"
+
+
+def _next_poll_in(backend: StagingBackend, groups: list[dict[str, Any]], restage_at: datetime | None) -> float | None:
+    """Seconds until the next lock change or re-stage is due, if the backend can tell."""
+    upcoming = backend.next_change_at(rule_id for group in groups for rule_id in group["rule_ids"])
+    if upcoming is None:
+        # The backend cannot tell (Rucio): the carrier's back-off decides.
+        return None
+    candidates = [backend.seconds_until(upcoming)]
+    if restage_at is not None:
+        candidates.append(backend.seconds_until(restage_at))
+    return min(min(candidates) + EVENT_MARGIN_SECONDS, settings.IDDS_POLL_MAX_SECONDS)
