@@ -73,7 +73,13 @@ def clean_stagein_metadata(metadata: dict[str, Any], request_fields: dict[str, A
     if rule_id is None and metadata.get("dest_rse") is None:
         errors["request_metadata.dest_rse"] = "required when there is no rule_id: the RSE to stage the dataset to"
     limits = {
-        "max_waiting_time": (1, 365 * DAY, False, setting_max_waiting_time(), "seconds before missing files are re-staged"),
+        "max_waiting_time": (
+            1,
+            365 * DAY,
+            False,
+            setting_max_waiting_time(),
+            "seconds before missing files are re-staged",
+        ),
         "lifetime": (1, 365 * DAY, True, DEFAULT_RULE_LIFETIME, "seconds the staging rule lives"),
         "priority": (-1000, 1000, True, 0, "the request priority"),
         "max_extra_rules": (0, 5, True, setting_max_extra_rules(), "extra rules allowed for stuck files"),

@@ -57,7 +57,9 @@ def pending_names(processing: Processing) -> set[str]:
     )
 
 
-def _collect(backend: StagingBackend, groups: list[dict[str, Any]], stuck: dict[str, int]) -> list[tuple[datetime, str]]:
+def _collect(
+    backend: StagingBackend, groups: list[dict[str, Any]], stuck: dict[str, int]
+) -> list[tuple[datetime, str]]:
     """Read every group's lock changes since its cursor; update cursors and ``stuck`` in place."""
     landed: list[tuple[datetime, str]] = []
     for index, group in enumerate(groups):

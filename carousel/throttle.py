@@ -69,7 +69,9 @@ def inflight(*, source: str | None = None, destination: str | None = None) -> in
     from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType
 
     reservations = ThrottleReservation.objects.filter(admitted=True)
-    reservations = reservations.filter(source=source) if source is not None else reservations.filter(destination=destination)
+    reservations = (
+        reservations.filter(source=source) if source is not None else reservations.filter(destination=destination)
+    )
     files = dict(reservations.values_list("request_id", "files"))
     if not files:
         return 0
@@ -136,5 +138,7 @@ def throttle_admit(
 def throttled_request_ids(*, limit: int = 10) -> list[int]:
     """The oldest stage-in requests waiting in the throttle's queue (to offer them again)."""
     return list(
-        ThrottleReservation.objects.filter(admitted=False).order_by("request_id").values_list("request_id", flat=True)[:limit]
+        ThrottleReservation.objects.filter(admitted=False)
+        .order_by("request_id")
+        .values_list("request_id", flat=True)[:limit]
     )

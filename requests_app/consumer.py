@@ -225,7 +225,8 @@ class StompSource:
         try:
             self._connect()
         except Exception as exc:  # noqa: BLE001 - stomp.py raises several kinds; keep trying
-            logger.warning("reconnect failed (%s); retrying in %.1f s", exc, self._backoff)
+            logger.warning("reconnect failed (%s); retrying in %.1f s", exc or type(exc).__name__, self._backoff)
+            self._lost.set()  # still not connected: try again on the next receive
             time.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, 30.0)
 

@@ -90,7 +90,9 @@ def simulate_campaign(
             dataset = queue.popleft()
             inflight[library] += datasets[dataset].files
             items = [
-                ReadItem(i, layout.files[i].tape, layout.files[i].position, layout.files[i].bytes, layout.files[i].stuck)
+                ReadItem(
+                    i, layout.files[i].tape, layout.files[i].position, layout.files[i].bytes, layout.files[i].stuck
+                )
                 for i in files_of[dataset]
             ]
             moments = schedule_reads(
@@ -116,7 +118,10 @@ def simulate_campaign(
         else:
             stuck = [i for i in files_of[key] if layout.files[i].stuck]
             restaged.update(stuck)
-            items = [ReadItem(i, layout.files[i].copy_tape, layout.files[i].copy_position, layout.files[i].bytes) for i in stuck]
+            items = [
+                ReadItem(i, layout.files[i].copy_tape, layout.files[i].copy_position, layout.files[i].bytes)
+                for i in stuck
+            ]
             moments = schedule_reads(
                 items, start=moment, drives=drives, tape_library=tape_library, tape_capacity=capacity, timing=timing
             )

@@ -129,7 +129,9 @@ def scaled_campaign(datasets: Sequence[DatasetSpec], *, files: int, tag: str) ->
     for spec in datasets:
         count = max(1, round(spec.files * files / total))
         scaled.append(
-            DatasetSpec(scope=spec.scope, name=f"{spec.name}.{tag}", files=count, bytes=spec.bytes * count // spec.files)
+            DatasetSpec(
+                scope=spec.scope, name=f"{spec.name}.{tag}", files=count, bytes=spec.bytes * count // spec.files
+            )
         )
     return scaled
 
@@ -140,7 +142,9 @@ def synthetic_campaign(
     """``datasets`` datasets sharing ``files`` files evenly, named ``<prefix>.<n>``."""
     counts = _split_exact(files, [1.0] * datasets)
     return [
-        DatasetSpec(scope=scope, name=f"{prefix}.{index:04d}", files=max(count, 1), bytes=max(count, 1) * mean_file_bytes)
+        DatasetSpec(
+            scope=scope, name=f"{prefix}.{index:04d}", files=max(count, 1), bytes=max(count, 1) * mean_file_bytes
+        )
         for index, count in enumerate(counts)
     ]
 

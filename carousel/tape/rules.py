@@ -36,7 +36,9 @@ def files_list(scope: str, name: str) -> list[DatasetFile]:
     source = dataset.library.name
     return [
         DatasetFile(scope=row[0], name=row[1], bytes=row[2], adler32=row[3], source=source)
-        for row in SimFile.objects.filter(dataset=dataset).order_by("id").values_list("scope", "name", "bytes", "adler32")
+        for row in SimFile.objects.filter(dataset=dataset)
+        .order_by("id")
+        .values_list("scope", "name", "bytes", "adler32")
     ]
 
 
@@ -124,7 +126,10 @@ def rule_create(request: RuleRequest, *, clock: Clock | None = None) -> list[str
 
 def _rules_schedule(request: RuleRequest, dids: list[tuple[str, str]], clock: Clock) -> dict[tuple[str, str], str]:
     resolved = _resolve(dids)
-    tapes = {pk: (library, capacity) for pk, library, capacity in Tape.objects.values_list("id", "library_id", "capacity_bytes")}
+    tapes = {
+        pk: (library, capacity)
+        for pk, library, capacity in Tape.objects.values_list("id", "library_id", "capacity_bytes")
+    }
     libraries = {row.pk: row for row in TapeLibrary.objects.all()}
     allowed = {pk for pk, row in libraries.items() if rse_matches(request.source_replica_expression, row.name)}
     items: list[ReadItem] = []
@@ -146,7 +151,10 @@ def _rules_schedule(request: RuleRequest, dids: list[tuple[str, str]], clock: Cl
     drive_rows = list(TapeDrive.objects.select_for_update().filter(library_id__in=used_libraries).order_by("id"))
     if not {row.library_id for row in drive_rows} >= used_libraries:
         raise PermanentError("a tape library holding these files has no drives")
-    drives = [DriveState(row.pk, row.library_id, _ts(row.free_at), row.mounted_tape_id, row.head_position) for row in drive_rows]
+    drives = [
+        DriveState(row.pk, row.library_id, _ts(row.free_at), row.mounted_tape_id, row.head_position)
+        for row in drive_rows
+    ]
     now = clock.sim_now()
     events = schedule_reads(
         items,
@@ -219,7 +227,9 @@ def rule_info(rule_id: str, *, clock: Clock | None = None) -> RuleInfo:
     )
 
 
-def locks_list(rule_ids: Sequence[str], *, since: datetime | None = None, clock: Clock | None = None) -> Iterator[LockInfo]:
+def locks_list(
+    rule_ids: Sequence[str], *, since: datetime | None = None, clock: Clock | None = None
+) -> Iterator[LockInfo]:
     """Locks of the rules in event order. With ``since``: only those that changed in (since, now]."""
     if not rule_ids:
         return

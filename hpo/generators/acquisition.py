@@ -107,8 +107,8 @@ class LogExpectedImprovement(AcquisitionFunction):
         mean, std = self._model._predict_standardised(X)
         return self.base_acq(mean, std)
 
-    def _candidates(self, rng: np.random.Generator, dim: int) -> np.ndarray:
-        """Uniform candidates plus Gaussian perturbations of the best observed points (where the optimum hides)."""
+    def _candidates(self, rng: np.random.Generator, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform candidates, and Gaussian perturbations of the best observed points (where the optimum hides)."""
         uniform = rng.random((self.n_candidates, dim))
         order = np.argsort(-self._model._ys[: self._n_observed])[:5]
         local = [
@@ -116,7 +116,7 @@ class LogExpectedImprovement(AcquisitionFunction):
             for i in order
             for scale in (0.01, 0.05, 0.2)
         ]
-        return np.vstack([uniform, *local])
+        return uniform, np.vstack(local)
 
     def suggest(
         self,
@@ -141,15 +141,26 @@ class LogExpectedImprovement(AcquisitionFunction):
         dim = target_space.dim
         rng = np.random.default_rng([self.seed, self._n_observed, len(self.pending)])
 
-        candidates = np.array([self.snap(x) for x in self._candidates(rng, dim)])
+        uniform, local = self._candidates(rng, dim)
+        candidates = np.array([self.snap(x) for x in np.vstack([uniform, local])])
         scores = self._score(candidates)
-        starts = candidates[np.argsort(-scores)[: self.n_starts]]
+        # Half the L-BFGS-B starts from the uniform candidates, half from those near the best points: ranking all
+        # together would spend every start on the incumbent's basin and never look at a far, better optimum.
+        n_uniform = len(uniform)
+        order_uniform = np.argsort(-scores[:n_uniform])
+        order_local = n_uniform + np.argsort(-scores[n_uniform:])
+        half = self.n_starts // 2
+        starts = candidates[np.concatenate([order_uniform[: self.n_starts - half], order_local[:half]])]
         finals = [candidates[i] for i in np.argsort(-scores)[: 4 * self.n_starts]]
         for start in starts:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result = minimize(
-                    self._value_and_grad, start, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * dim,
+                    self._value_and_grad,
+                    start,
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=[(0.0, 1.0)] * dim,
                     options={"maxiter": 200},
                 )
             finals.insert(0, self.snap(result.x))

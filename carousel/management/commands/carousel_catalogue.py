@@ -57,7 +57,9 @@ class Command(BaseCommand):
 
             return json.dumps(simulate_campaign(specs, config, seed=options["seed"]).summary())
         try:
-            rows = catalogue_create(specs, config=config, campaign=options["preset"] or options["prefix"], seed=options["seed"])
+            rows = catalogue_create(
+                specs, config=config, campaign=options["preset"] or options["prefix"], seed=options["seed"]
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         files = sum(row.total_files for row in rows)

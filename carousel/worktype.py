@@ -1,0 +1,219 @@
+"""The stage-in work type: a tape dataset staged file by file, each file released as it lands.
+
+Life of a request (DESIGN.md "Data carousel", IDDS_REFERENCE.md §5):
+
+* ``validate``: scope/name, workload_id, rule_id or src_rse/dest_rse, max_waiting_time, lifetime,
+  priority (``carousel.metadata``).
+* ``admit``: the throttle (``carousel.throttle``) holds the request in Throttling while its source
+  or destination is full; a request that will join a live transform is never held.
+* ``dedup_key``: a second request for the same dataset and workload joins the live transform.
+* ``plan``: one output content per file, created in bulk by the transformer.
+* ``submit``: create the rule, tagged ``idds processing <id>`` so a repeated submit adopts it, or
+  adopt the request's ``rule_id``.
+* ``poll``: lock changes since the last poll become Available updates (the carrier writes the
+  ``file_stagein`` messages in the same transaction); stuck files are re-staged after
+  ``max_waiting_time`` (``carousel.polling``).
+* ``abort``: delete every rule of the processing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from requests_app.errors import PermanentError
+from requests_app.models import Content, Processing, Request, Transform
+from requests_app.models.statuses import (
+    REQUEST_TERMINAL,
+    CollectionRelationType,
+    CollectionStatus,
+    ContentStatus,
+    ProcessingStatus,
+    RequestStatus,
+    RequestType,
+)
+from requests_app.worktypes.base import (
+    CollectionSpec,
+    ContentSpec,
+    ContentUpdate,
+    Decision,
+    Plan,
+    PollResult,
+    ProcessingSpec,
+    SubmitResult,
+    WorkType,
+)
+
+from .backends import get_backend
+from .backends.base import RuleRequest
+from .metadata import clean_stagein_metadata
+from .polling import poll_stagein
+from .throttle import throttle_admit, throttled_request_ids
+
+logger = logging.getLogger(__name__)
+# Files named in the collection message of a partly failed dataset; the rest are counted.
+MAX_FAILED_LISTED = 2000
+# Waiting requests offered to the clerk again when files land (the oldest first).
+WAKE_LIMIT = 5
+
+
+def rule_comment(processing: Processing) -> str:
+    """The tag that lets a repeated submit adopt the rule it created before a crash."""
+    return f"idds processing {processing.pk}"
+
+
+class StageInWorkType(WorkType):
+    """Data carousel: stage a tape dataset and release every file the moment it is on disk."""
+
+    request_type = RequestType.STAGE_IN
+    name = "stagein"
+    queue = "carousel"
+
+    def validate(self, *, metadata: dict[str, Any], request_fields: dict[str, Any]) -> dict[str, Any]:
+        return clean_stagein_metadata(metadata, request_fields)
+
+    def dedup_key(self, request: Request) -> str | None:
+        meta = request.request_metadata
+        return f"stagein:{meta['scope']}:{meta['name']}:{meta['workload_id']}"
+
+    def admit(self, request: Request) -> str | None:
+        meta = request.request_metadata
+        if meta.get("rule_id"):
+            return None  # the rule exists already: nothing left to throttle
+        if _joins_live_transform(self.dedup_key(request)):
+            return None
+        try:
+            summary = get_backend().dataset_summary(meta["scope"], meta["name"])
+        except PermanentError:
+            return None  # planning will fail the transform with the backend's reason
+        return throttle_admit(
+            request_id=request.pk, files=summary.files, source=summary.source, destination=meta["dest_rse"]
+        )
+
+    def plan(self, transform: Transform) -> Plan:
+        meta = transform.request.request_metadata
+        scope, name = meta["scope"], meta["name"]
+        files = get_backend().list_files(scope, name)
+        if not files:
+            raise PermanentError(f"dataset {scope}:{name} has no files")
+        sources = [f.source for f in files if f.source]
+        source = max(set(sources), key=sources.count) if sources else ""
+        summary = {"files": len(files), "bytes": sum(f.bytes for f in files), "source": source}
+        contents = [ContentSpec(name=f.name, scope=f.scope, bytes=f.bytes, adler32=f.adler32) for f in files]
+        return Plan(
+            collections=[
+                CollectionSpec(
+                    relation=CollectionRelationType.INPUT,
+                    scope=scope,
+                    name=name,
+                    status=CollectionStatus.OPEN,
+                    metadata=summary,
+                ),
+                CollectionSpec(
+                    relation=CollectionRelationType.OUTPUT,
+                    scope=scope,
+                    name=name,
+                    status=CollectionStatus.OPEN,
+                    contents=contents,
+                    metadata={"destination": meta.get("dest_rse", "")},
+                ),
+            ],
+            processings=[ProcessingSpec()],
+            metadata={"source": source, "destination": meta.get("dest_rse", ""), "files": len(files)},
+        )
+
+    def submit(self, processing: Processing) -> SubmitResult:
+        backend = get_backend()
+        meta = processing.transform.request.request_metadata
+        rule_id = meta.get("rule_id")
+        if rule_id:
+            adopted = True
+        else:
+            adopted = False
+            rule_id = backend.create_rule(
+                RuleRequest(
+                    dids=((meta["scope"], meta["name"]),),
+                    rse_expression=meta["dest_rse"],
+                    source_replica_expression=meta.get("src_rse"),
+                    lifetime=meta.get("lifetime"),
+                    comment=rule_comment(processing),
+                )
+            )[0]
+        info = backend.get_rule(rule_id)
+        created = info.created_at or backend.now()
+        group = {
+            "kind": "adopted" if adopted else "main",
+            "rule_ids": [rule_id],
+            "files": processing.transform.transform_metadata.get("files"),
+            "destination": meta.get("dest_rse", ""),
+            "created_at": created.isoformat(),
+            "since": None,
+        }
+        return SubmitResult(
+            external_id=rule_id,
+            metadata={"rule_id": rule_id, "rules": [group], "stuck": {}, "stuck_count": 0},
+        )
+
+    def poll(self, processing: Processing) -> PollResult:
+        transform = processing.transform
+        meta = transform.request.request_metadata
+        outcome = poll_stagein(
+            backend=get_backend(),
+            processing=processing,
+            request_metadata=meta,
+            source=transform.transform_metadata.get("source", ""),
+        )
+        updates = [ContentUpdate(name=name, status=ContentStatus.AVAILABLE) for name in outcome.landed]
+        updates += [ContentUpdate(name=name, status=ContentStatus.FINAL_FAILED) for name in outcome.final_failed]
+        if outcome.landed or outcome.metadata.get("stuck_count") != processing.processing_metadata.get("stuck_count"):
+            _wake_throttled()
+        return PollResult(
+            updates=updates,
+            status=ProcessingStatus.FINISHED if outcome.remaining == 0 else ProcessingStatus.RUNNING,
+            metadata=outcome.metadata,
+            next_poll_in=outcome.next_poll_in,
+            error=outcome.note,
+        )
+
+    def decide(self, transform: Transform) -> Decision:
+        decision = super().decide(transform)
+        if decision.finish in (RequestStatus.SUBFINISHED, RequestStatus.FAILED):
+            failed = list(
+                Content.objects.filter(
+                    collection__transform=transform,
+                    collection__relation_type=CollectionRelationType.OUTPUT,
+                    status=ContentStatus.FINAL_FAILED,
+                )
+                .order_by("id")
+                .values_list("name", flat=True)[:MAX_FAILED_LISTED]
+            )
+            decision.output = {"failed_files": failed}
+            decision.reason = f"{decision.reason}; failed files: {', '.join(failed[:10])}".strip("; ")
+        if decision.finish is not None:
+            _wake_throttled(on_commit=True)
+        return decision
+
+    def abort(self, processing: Processing) -> None:
+        backend = get_backend()
+        for group in processing.processing_metadata.get("rules", []):
+            for rule_id in group["rule_ids"]:
+                backend.delete_rule(rule_id)
+
+
+def _joins_live_transform(key: str | None) -> bool:
+    return bool(key) and Transform.objects.filter(dedup_key=key).exclude(status__in=REQUEST_TERMINAL).exists()
+
+
+def _wake_throttled(*, on_commit: bool = False) -> None:
+    """Offer the oldest waiting requests to the clerk again: room may have opened at their source.
+
+    From a poll (outside the carrier's transaction) the offer waits a second so the poll's
+    counters are committed when the throttle reads them; the watchdog is the safety net.
+    """
+    from requests_app.tasks import process_request as process_request_task
+
+    for request_id in throttled_request_ids(limit=WAKE_LIMIT):
+        if on_commit:
+            process_request_task.delay_on_commit(request_id)
+        else:
+            process_request_task.apply_async((request_id,), countdown=1.0)
