@@ -13,7 +13,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("IDDS_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -265,7 +265,9 @@ IDDS_QUEUES = [
     "hpo_generate",
     "activelearning",
 ]
-CELERY_TASK_QUEUES = [Queue(name) for name in IDDS_QUEUES]
+# Each queue has its own direct exchange and routing key: without them Celery binds every queue
+# to the default exchange with one key, and each task would be copied into every queue.
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in IDDS_QUEUES]
 CELERY_TASK_DEFAULT_QUEUE = "watchdog"
 # Tasks are named <area>.<agent>.<step>; the agent part picks the queue.
 CELERY_TASK_ROUTES = {
