@@ -65,7 +65,8 @@ class CampaignProgress:
 
 def campaign_progress(*, campaign: str, total_files: int, dataset_ids: Sequence[int]) -> CampaignProgress:
     """A handful of aggregate queries, whatever the campaign's size."""
-    requests = Request.objects.filter(request_type=RequestType.STAGE_IN, **{f"request_metadata__{CAMPAIGN_KEY}": campaign})
+    in_campaign = {f"request_metadata__{CAMPAIGN_KEY}": campaign}
+    requests = Request.objects.filter(request_type=RequestType.STAGE_IN, **in_campaign)
     statuses = list(requests.values_list("status", flat=True))
     counters = Collection.objects.filter(
         request__in=requests, relation_type=CollectionRelationType.OUTPUT

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from carousel.models import ThrottleBucket, ThrottleReservation
@@ -135,10 +136,11 @@ def throttle_admit(
     return None
 
 
-def throttled_request_ids(*, limit: int = 10) -> list[int]:
-    """The oldest stage-in requests waiting in the throttle's queue (to offer them again)."""
-    return list(
+def throttled_request_ids() -> list[int]:
+    """The head of every source's waiting queue: the requests worth offering to the clerk again."""
+    return sorted(
         ThrottleReservation.objects.filter(admitted=False)
-        .order_by("request_id")
-        .values_list("request_id", flat=True)[:limit]
+        .values("source")
+        .annotate(head=Min("request_id"))
+        .values_list("head", flat=True)
     )

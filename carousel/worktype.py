@@ -53,8 +53,6 @@ from .throttle import throttle_admit, throttled_request_ids
 logger = logging.getLogger(__name__)
 # Files named in the collection message of a partly failed dataset; the rest are counted.
 MAX_FAILED_LISTED = 2000
-# Waiting requests offered to the clerk again when files land (the oldest first).
-WAKE_LIMIT = 5
 
 
 def rule_comment(processing: Processing) -> str:
@@ -212,7 +210,7 @@ def _wake_throttled(*, on_commit: bool = False) -> None:
     """
     from requests_app.tasks import process_request as process_request_task
 
-    for request_id in throttled_request_ids(limit=WAKE_LIMIT):
+    for request_id in throttled_request_ids():
         if on_commit:
             process_request_task.delay_on_commit(request_id)
         else:

@@ -35,6 +35,7 @@ NOISE_PRIOR = (math.log(1e-4), 2.0)
 SIGNAL_PRIOR = (0.0, 1.0)
 LENGTHSCALE_PRIOR_SD = math.sqrt(3.0)
 LENGTHSCALE_PRIOR = "balanced"
+NOISE_PRIOR_STYLE = "lognormal"
 LENGTHSCALE_WEIGHT = 0.1
 #: Added to the covariance diagonal for numerical stability.
 JITTER = 1e-9
@@ -96,6 +97,12 @@ class MaternGP:
             up, down = np.exp(2 * theta[:dim]), np.exp(-2 * theta[:dim])
             nll += LENGTHSCALE_WEIGHT * float((up + down).sum())
             grad[:dim] += LENGTHSCALE_WEIGHT * 2 * (up - down)
+        if NOISE_PRIOR_STYLE == "gamma":
+            # Gamma(1.1, 30) on the noise variance and Gamma(2, 1) on the signal variance.
+            z[dim:] = 0.0
+            nll += -0.1 * theta[dim + 1] + 30.0 * noise - 1.0 * theta[dim] + signal
+            grad[dim + 1] += -0.1 + 30.0 * noise
+            grad[dim] += -1.0 + signal
         nll += 0.5 * float(z @ z)
         grad += z / sds
         return float(nll), grad

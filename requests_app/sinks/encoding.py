@@ -16,8 +16,16 @@ except ImportError:  # pragma: no cover - orjson is in requirements; keep workin
     orjson = None
 
 
-def encode_body(body: dict[str, Any]) -> bytes:
-    """Compact JSON of ``body``; raises TypeError/ValueError when it is not JSON-serialisable."""
+def encode_body(body: dict[str, Any] | str | bytes) -> bytes:
+    """Compact JSON of ``body``; raises TypeError/ValueError when it is not JSON-serialisable.
+
+    A body that is already JSON text (``str``/``bytes``, e.g. read from the database as text to
+    skip decoding and re-encoding it) is passed through as UTF-8.
+    """
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
     if orjson is not None:
         return orjson.dumps(body)
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
