@@ -1,0 +1,30 @@
+"""run_demo: what `python3 idds_site/bootstrap.py demo` shows once the service is up.
+
+A scaled-down data-carousel campaign on the simulated tape system, watched live until done, then
+(when the HPO app provides it) a short hyperparameter optimisation with several workers.
+"""
+
+from __future__ import annotations
+
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the demo: a scaled-down carousel campaign, then a short HPO study."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--files", type=int, default=5000, help="files in the demo campaign")
+        parser.add_argument("--datasets", type=int, default=8)
+        parser.add_argument("--skip-hpo", action="store_true")
+        parser.add_argument("--exit", action="store_true", help="(for bootstrap) stop the service afterwards")
+
+    def handle(self, *args, **options) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING("Data carousel: staging a synthetic campaign from simulated tape"))
+        call_command("carousel_campaign", "--preset", "reference", "--files", str(options["files"]), stdout=self.stdout)
+        if not options["skip_hpo"] and "hpo_demo" in get_commands():
+            self.stdout.write(self.style.MIGRATE_HEADING("Hyperparameter optimisation of a scikit-learn model"))
+            call_command("hpo_demo", stdout=self.stdout)
+        self.stdout.write(
+            self.style.SUCCESS("Demo finished. Browse /api/v1/requests/ or /admin/ with the token above.")
+        )
