@@ -3,7 +3,8 @@
 "Countdown" plans ``files`` output files and releases ``files_per_poll`` of them per poll, in
 name order, so a request visits every agent (clerk, transformer, carrier submit and poll,
 roll-up, conductor) with deterministic outcomes. ``fail_files`` end FinalFailed; ``transient_polls``
-makes the first polls raise TransientError; ``permanent_submit`` refuses the submit.
+makes the first polls raise TransientError, ``transient_plans`` the first plans;
+``permanent_submit`` refuses the submit and ``refuse_plan`` the plan.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from requests_app.worktypes.base import (
     WorkType,
 )
 
-INT_FIELDS = {"files": (0, 1_000_000), "files_per_poll": (1, 1_000_000), "transient_polls": (0, 100)}
+INT_FIELDS = {
+    "files": (0, 1_000_000),
+    "files_per_poll": (1, 1_000_000),
+    "transient_polls": (0, 100),
+    "transient_plans": (0, 100),
+}
 
 
 class CountdownWorkType(WorkType):
@@ -47,6 +53,7 @@ class CountdownWorkType(WorkType):
             errors["request_metadata.fail_files"] = "must be a list of file indexes (integers)"
         cleaned["fail_files"] = fail_files
         cleaned["permanent_submit"] = bool(metadata.get("permanent_submit", False))
+        cleaned["refuse_plan"] = bool(metadata.get("refuse_plan", False))
         if "workload_id" in metadata:
             cleaned["workload_id"] = metadata["workload_id"]
         if errors:
@@ -59,6 +66,10 @@ class CountdownWorkType(WorkType):
 
     def plan(self, transform: Transform) -> Plan:
         meta = transform.request.request_metadata
+        if meta.get("refuse_plan"):
+            raise PermanentError("the test work type was told to refuse the plan")
+        if transform.retries < meta.get("transient_plans", 0):
+            raise TransientError(f"simulated listing outage {transform.retries + 1}")
         scope, name = "test", f"countdown.{transform.request_id}"
         contents = [ContentSpec(name=f"file.{i:07d}", bytes=1000 + i) for i in range(meta["files"])]
         return Plan(

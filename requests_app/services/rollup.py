@@ -126,7 +126,22 @@ def request_rollup(*, request_id: int) -> None:
         final = RS.FAILED
     if request.status in (RS.TO_CANCEL, RS.CANCELLING) and final != RS.FINISHED:
         final = RS.CANCELLED
-    transition(request, final, reason="all transforms ended", actor="rollup")
+    fields = {}
+    if final in (RS.FAILED, RS.SUBFINISHED):
+        # The request shows why, so nobody has to dig through transforms and processings.
+        fields["errors"] = {"transforms": _transform_errors(request_id)}
+    transition(request, final, reason="all transforms ended", actor="rollup", fields=fields)
+
+
+def _transform_errors(request_id: int) -> dict[str, str]:
+    summary = {}
+    for transform in Transform.objects.filter(request_id=request_id).exclude(status=RS.FINISHED):
+        last = (transform.errors or [{}])[-1].get("error") if transform.errors else None
+        if last is None:
+            failed = transform.processings.exclude(errors=None).order_by("-id").values_list("errors", flat=True).first()
+            last = failed[-1]["error"] if failed else RS(transform.status).label
+        summary[str(transform.pk)] = last
+    return summary
 
 
 def transform_fail(*, transform_id: int, reason: str) -> None:

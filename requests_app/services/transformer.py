@@ -7,7 +7,10 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
-from requests_app.errors import PermanentError
+from django.db.models import F
+from django.utils import timezone
+
+from requests_app.errors import PermanentError, TransientError
 from requests_app.models import Collection, Processing, Transform
 from requests_app.models.statuses import REQUEST_ACTIVE, RequestStatus
 from requests_app.worktypes.base import ProcessingSpec
@@ -28,13 +31,21 @@ def transform_plan(*, transform_id: int) -> list[int]:
         logger.info("transformer: request of transform %s is %s; waiting", transform_id, transform.request.status)
         return []
     work_type = get_work_type(transform.transform_type)
+    from .rollup import transform_fail
+
     try:
         plan = work_type.plan(transform)
     except PermanentError as exc:
-        from .rollup import transform_fail
-
         transform_fail(transform_id=transform_id, reason=f"planning failed: {exc}")
         return []
+    except TransientError as exc:
+        # Count it on the row (visible in API and admin); the task's autoretry backs off.
+        errors = [*(transform.errors or []), {"at": timezone.now().isoformat(), "error": str(exc)[:2000]}][-10:]
+        Transform.objects.filter(pk=transform_id).update(retries=F("retries") + 1, errors=errors)
+        if transform.retries + 1 > settings.IDDS_MAX_RETRIES:
+            transform_fail(transform_id=transform_id, reason=f"planning failed {transform.retries + 1} times: {exc}")
+            return []
+        raise
     with transaction.atomic():
         transform = Transform.objects.select_for_update().get(pk=transform_id)
         if transform.status != RequestStatus.NEW:

@@ -167,3 +167,30 @@ def test_a_permanent_submit_refusal_fails_the_processing_and_the_request_with_th
     assert processing.status == ProcessingStatus.FAILED
     assert "refuse the submit" in processing.errors[-1]["error"]
     assert Request.objects.get(pk=request.pk).status == RequestStatus.FAILED
+
+
+def test_a_transient_planning_failure_is_counted_on_the_transform_and_retried():
+    from requests_app.errors import TransientError
+
+    request = RequestFactory(request_metadata={"files": 2, "files_per_poll": 2, "transient_plans": 1})
+    transform_id = tasks.process_request.run(request.pk)[0]
+
+    with pytest.raises(TransientError):
+        tasks.plan_transform.run(transform_id)
+    transform = Transform.objects.get(pk=transform_id)
+    assert transform.retries == 1
+    assert "listing outage 1" in transform.errors[-1]["error"]
+
+    assert len(tasks.plan_transform.run(transform_id)) == 1
+    assert Transform.objects.get(pk=transform_id).status == RequestStatus.TRANSFORMING
+
+
+def test_a_refused_plan_fails_the_request_and_says_why_on_the_request():
+    request = RequestFactory(request_metadata={"files": 2, "files_per_poll": 2, "refuse_plan": True})
+    transform_id = tasks.process_request.run(request.pk)[0]
+
+    assert tasks.plan_transform.run(transform_id) == []
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.FAILED
+    assert "refuse the plan" in request.errors["transforms"][str(transform_id)]
