@@ -6,7 +6,6 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-
 from django.db.models import F
 from django.utils import timezone
 
