@@ -281,13 +281,14 @@ def ensure_rabbitmq_stomp(port: int = DEFAULT_RABBITMQ_STOMP_PORT, *, timeout: f
     """Make RabbitMQ's STOMP plugin listen on ``127.0.0.1:port`` (not 61613, which ActiveMQ uses).
 
     The listener is set both in the running node (no restart, so other users of RabbitMQ are not
-    disturbed) and in ``rabbitmq.conf`` (so a restarted node does not grab 61613). Returns True
-    when this call enabled the plugin. RabbitMQ itself must be running (``rabbitmq-server -detached``).
+    disturbed) and in ``rabbitmq.conf`` (so a restarted node does not grab 61613). Installs and
+    starts RabbitMQ when it is missing. Returns True when this call enabled the plugin.
     """
     if port_open("127.0.0.1", port):
         return False
     if shutil.which("rabbitmq-plugins") is None:
-        raise BrokerError("RabbitMQ is not installed (apt-get install -y rabbitmq-server)")
+        apt_install("rabbitmq-server")
+    _ensure_rabbitmq_running(timeout)
     listener = f"stomp.listeners.tcp.1 = 127.0.0.1:{port}"
     conf = RABBITMQ_CONF.read_text() if RABBITMQ_CONF.exists() else ""
     if "stomp.listeners.tcp" not in conf:
@@ -305,3 +306,15 @@ def ensure_rabbitmq_stomp(port: int = DEFAULT_RABBITMQ_STOMP_PORT, *, timeout: f
             raise BrokerError(f"{' '.join(command[:2])} failed: {(result.stdout + result.stderr).strip()[-500:]}")
     wait_for_port("127.0.0.1", port, timeout=timeout)
     return True
+
+
+def _ensure_rabbitmq_running(timeout: float) -> None:
+    """Start the RabbitMQ node (``rabbitmq-server -detached``) unless it answers already."""
+    if subprocess.run(["rabbitmqctl", "status"], capture_output=True).returncode == 0:
+        return
+    subprocess.run(["rabbitmq-server", "-detached"], capture_output=True, check=False)
+    result = subprocess.run(
+        ["rabbitmqctl", "await_startup", "--timeout", str(int(timeout))], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise BrokerError(f"RabbitMQ did not start: {(result.stdout + result.stderr).strip()[-500:]}")

@@ -144,6 +144,7 @@ class StompSource:
         password: str | None = None,
         durable: str | None = None,
         selector: str | None = None,
+        vhost: str = "/",
     ) -> None:
         import stomp  # imported here so that a Redis-only consumer does not need stomp.py
 
@@ -154,6 +155,7 @@ class StompSource:
         self.password = password
         self.durable = durable
         self.selector = selector
+        self.vhost = vhost  # the ``host`` header; RabbitMQ reads it as its virtual host
         self._inbox: queue.Queue[Delivery] = queue.Queue()
         self._connection: Any = None
         self._lost = threading.Event()
@@ -188,7 +190,11 @@ class StompSource:
                 lost.set()
 
         connection = stomp.Connection12(
-            self.hosts, prefer_localhost=False, try_loopback_connect=False, reconnect_attempts_max=len(self.hosts)
+            self.hosts,
+            prefer_localhost=False,
+            try_loopback_connect=False,
+            reconnect_attempts_max=len(self.hosts),
+            vhost=self.vhost,
         )
         connection.set_listener("idds-consumer", Listener())
         connect_headers = {"client-id": self.durable} if self.durable else {}
@@ -367,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--destination", default="/topic/idds", help="STOMP destination (default /topic/idds)")
     parser.add_argument("--user", default=None)
     parser.add_argument("--password", default=None)
+    parser.add_argument("--vhost", default="/", help="STOMP host header (RabbitMQ virtual host)")
     parser.add_argument("--durable", metavar="NAME", help="durable STOMP subscription name")
     parser.add_argument("--selector", help="STOMP selector, e.g. \"workload_id = '123'\" (ActiveMQ)")
     parser.add_argument("--stream", default="idds", help="Redis stream (default idds)")
@@ -391,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             password=args.password,
             durable=args.durable,
             selector=args.selector,
+            vhost=args.vhost,
         )
     else:
         source = RedisStreamSource(args.redis, args.stream, args.group, args.name, from_beginning=args.from_beginning)

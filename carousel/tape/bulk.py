@@ -27,16 +27,20 @@ def _copy_value(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+def insert_rows(
+    model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]], *, plain: bool = False
+) -> int:
     """Insert ``rows`` (tuples in ``columns`` order, column names as in the table) and return the count.
 
     COPY moves ~400k narrow rows in about two seconds where ``bulk_create`` needs ten or more.
+    ``plain=True`` promises values whose ``str()`` is already valid COPY text (numbers, hex ids,
+    ISO timestamps, "t"/"f"): it skips the escaping, a third of the cost for 400k rows.
     """
     if connection.vendor == "postgresql":
         buffer = io.StringIO()
         count = 0
         for row in rows:
-            buffer.write("\t".join(_copy_value(value) for value in row))
+            buffer.write("\t".join(map(str, row)) if plain else "\t".join(_copy_value(value) for value in row))
             buffer.write("\n")
             count += 1
         buffer.seek(0)
@@ -47,6 +51,13 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Seque
             )
         return count
     attnames = {field.column: field.attname for field in model._meta.concrete_fields}
-    objects = [model(**{attnames[column]: value for column, value in zip(columns, row, strict=True)}) for row in rows]
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    objects = []
+    for row in rows:
+        values = {attnames[column]: value for column, value in zip(columns, row, strict=True)}
+        if plain:
+            # Plain rows carry text ("t", ISO timestamps); each field parses its own.
+            values = {name: fields[name].to_python(value) for name, value in values.items()}
+        objects.append(model(**values))
     model.objects.bulk_create(objects, batch_size=BULK_CREATE_BATCH)
     return len(objects)

@@ -191,7 +191,11 @@ def _rules_schedule(request: RuleRequest, dids: list[tuple[str, str]], clock: Cl
     insert_rows(
         SimLock,
         ("rule_id", "file_id", "source_tape_id", "event_at", "fails"),
-        ((rule_ids[owner[i.key]], i.key, i.tape, _dt(events[i.key]), i.fails) for i in items),
+        (
+            (rule_ids[owner[i.key]], i.key, i.tape, _dt(events[i.key]).isoformat(), "t" if i.fails else "f")
+            for i in items
+        ),
+        plain=True,
     )
     return rule_ids
 

@@ -36,6 +36,7 @@ SIGNAL_PRIOR = (0.0, 1.0)
 LENGTHSCALE_PRIOR_SD = math.sqrt(3.0)
 LENGTHSCALE_PRIOR = "balanced"
 NOISE_PRIOR_STYLE = "lognormal"
+START_STYLE = "prior"
 LENGTHSCALE_WEIGHT = 0.1
 #: Added to the covariance diagonal for numerical stability.
 JITTER = 1e-9
@@ -115,9 +116,11 @@ class MaternGP:
         bounds = np.array(self._bounds(dim))
         rng = np.random.default_rng([self.seed, len(y)])
         starts = [self._prior_mean(dim)]
+        if START_STYLE == "unit":
+            starts = [np.zeros(dim + 2)]
         if self.theta is not None and len(self.theta) == dim + 2:
             starts.append(self.theta)
-        for _ in range(self.n_restarts):
+        for _ in range(self.n_restarts if START_STYLE != "unit" else 0):
             start = self._prior_mean(dim).copy()
             start[:dim] += rng.normal(0.0, LENGTHSCALE_PRIOR_SD, dim)
             start[dim + 1] = rng.uniform(math.log(1e-6), math.log(1e-1))

@@ -197,11 +197,6 @@ CONTENT_TRANSITIONS: dict[int, frozenset[int]] = {
 }
 
 
-def content_sources_for(target: int) -> frozenset[int]:
-    """Statuses a content may move to ``target`` from: the WHERE clause of a bulk transition."""
-    return frozenset(src for src, targets in CONTENT_TRANSITIONS.items() if target in targets)
-
-
 class MessageStatus(models.IntegerChoices):
     NEW = 0, "New"
     FETCHED = 1, "Fetched"

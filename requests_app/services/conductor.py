@@ -27,7 +27,7 @@ from requests_app.models.statuses import MessageStatus
 from requests_app.sinks.base import OutgoingMessage, SendReport, Sink
 
 from .claims import worker_name
-from .transitions import transition
+from .transitions import bulk_transition, transition
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "conductor"
@@ -131,8 +131,9 @@ def _deliver_batch(batch: list[Message]) -> int:
     sink_names = list(settings.IDDS_MESSAGE_SINKS)
     with transaction.atomic():
         if delivered_ids:
-            Message.objects.filter(pk__in=delivered_ids, status=MessageStatus.NEW).update(
-                status=MessageStatus.DELIVERED,
+            bulk_transition(
+                Message.objects.filter(pk__in=delivered_ids, status=MessageStatus.NEW),
+                MessageStatus.DELIVERED,
                 delivered_at=now,
                 delivered_to=sink_names,
                 attempts=F("attempts") + 1,

@@ -15,10 +15,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from requests_app.models import Collection, Content, Transform
-from requests_app.models.statuses import ContentStatus, content_sources_for
+from requests_app.models.statuses import ContentStatus
 from requests_app.worktypes.base import ContentSpec, ContentUpdate, WorkType
 
 from .messages import FileEntry, file_entry, file_messages, messages_write
+from .transitions import bulk_transition, sources_for
 
 # Rows per INSERT / per UPDATE ... WHERE id IN (...): 5000 keeps each statement under ~50 ms on
 # PostgreSQL here while a 100k-file dataset still needs only 20 round trips.
@@ -103,7 +104,7 @@ def _apply_group(
     announced: dict[int, list[FileEntry]],
     work_type: WorkType,
 ) -> int:
-    sources = content_sources_for(new_status)
+    sources = sources_for(Content, new_status)
     by_name = {u.name: u for u in group}
     names = list(by_name)
     now = timezone.now()
@@ -123,9 +124,7 @@ def _apply_group(
         if per_row_fields:
             _update_with_paths(rows, by_name, new_status, now)
         else:
-            Content.objects.filter(id__in=ids, status__in=sources).update(
-                status=new_status, status_changed_at=now, updated_at=now
-            )
+            bulk_transition(Content.objects.filter(id__in=ids), new_status, status_changed_at=now, updated_at=now)
         changed += len(rows)
         for _, name, scope, path, size, old_status in rows:
             if new_status == ContentStatus.AVAILABLE:

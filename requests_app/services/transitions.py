@@ -14,9 +14,10 @@ from django.db import models
 from django.utils import timezone
 
 from requests_app.errors import ConflictError, IllegalTransition
-from requests_app.models import Collection, Event, Message, Processing, Request, Transform
+from requests_app.models import Collection, Content, Event, Message, Processing, Request, Transform
 from requests_app.models.statuses import (
     COLLECTION_TRANSITIONS,
+    CONTENT_TRANSITIONS,
     MESSAGE_TRANSITIONS,
     PROCESSING_TRANSITIONS,
     REQUEST_TRANSITIONS,
@@ -28,6 +29,7 @@ TABLES: dict[type[models.Model], dict[int, frozenset[int]]] = {
     Processing: PROCESSING_TRANSITIONS,
     Collection: COLLECTION_TRANSITIONS,
     Message: MESSAGE_TRANSITIONS,
+    Content: CONTENT_TRANSITIONS,
 }
 # Attempts before giving up when other writers keep changing the row under us.
 CAS_ATTEMPTS = 5
@@ -90,3 +92,18 @@ def transition(
             return True
         obj.refresh_from_db(fields=["status"])
     raise ConflictError(f"{model.__name__.lower()} {obj.pk} kept changing; try again")
+
+
+def sources_for(model: type[models.Model], new_status: int) -> frozenset[int]:
+    """Statuses from which ``model`` rows may move to ``new_status``."""
+    return frozenset(src for src, targets in TABLES[model].items() if new_status in targets)
+
+
+def bulk_transition(queryset: models.QuerySet, new_status: int, **fields: Any) -> int:
+    """Move many rows at once (contents, delivered messages): one UPDATE whose WHERE clause only
+    matches rows the table lets move, so an illegal move changes nothing. No event rows: the
+    collection counters and the outbox are the record of bulk moves. Returns rows changed."""
+    model = queryset.model
+    if any(f.name == "updated_at" for f in model._meta.concrete_fields):
+        fields.setdefault("updated_at", timezone.now())
+    return queryset.filter(status__in=sources_for(model, new_status)).update(status=new_status, **fields)

@@ -135,6 +135,7 @@ class StompSink(Sink):
         connect_timeout: float = 10.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        vhost: str = "/",
     ) -> None:
         if hosts is None or destination is None or user is None or password is None:
             from django.conf import settings  # only when not configured explicitly: no Django needed otherwise
@@ -152,6 +153,9 @@ class StompSink(Sink):
         self.connect_timeout = connect_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        # STOMP's ``host`` header: RabbitMQ reads it as the virtual host (stomp.py would send the
+        # broker's host name, which RabbitMQ refuses); ActiveMQ ignores it.
+        self.vhost = vhost
         self._connection: stomp.Connection12 | None = None
         self._listener = _ReceiptListener()
         self._lock = threading.Lock()
@@ -281,6 +285,7 @@ class StompSink(Sink):
             reconnect_sleep_initial=0.05,
             reconnect_attempts_max=len(self.hosts),  # one pass over the list; our own back-off does the rest
             timeout=self.connect_timeout,
+            vhost=self.vhost,
         )
         self._listener = _ReceiptListener()
         connection.set_listener("idds-receipts", self._listener)

@@ -17,7 +17,7 @@ def tape_catalogue(settings) -> Callable[..., list[DatasetSpec]]:
 
     def create(*, datasets: int = 1, files: int = 20, stuck_fraction: float = 0.0, prefix: str = "ds", **config):
         specs = [DatasetSpec("sim", f"{prefix}.{n}", files, files * FILE_BYTES) for n in range(datasets)]
-        tape = TapeConfig(libraries=2, drives_per_library=1, stuck_fraction=stuck_fraction, **config)
+        tape = TapeConfig(**{"libraries": 2, "drives_per_library": 1, "stuck_fraction": stuck_fraction, **config})
         catalogue_create(specs, config=tape, seed=7)
         return specs
 

@@ -16,10 +16,9 @@ from requests_app.models.statuses import (
     ContentStatus,
     ProcessingStatus,
     RequestStatus,
-    content_sources_for,
 )
 from requests_app.services.contents import contents_apply_updates
-from requests_app.services.transitions import transition
+from requests_app.services.transitions import sources_for, transition
 from requests_app.worktypes.base import ContentUpdate
 from requests_app.worktypes.registry import get_work_type
 from tests.factories import CollectionFactory, ContentFactory, ProcessingFactory, RequestFactory
@@ -123,7 +122,7 @@ def test_bulk_content_moves_skip_contents_the_table_forbids_and_keep_counters_ri
     collection.refresh_from_db()
     assert (collection.processed_files, collection.failed_files, collection.processed_bytes) == (2, 1, 200)
     assert Content.objects.get(pk=done.pk).status == ContentStatus.AVAILABLE
-    assert ContentStatus.AVAILABLE not in content_sources_for(ContentStatus.AVAILABLE)
+    assert ContentStatus.AVAILABLE not in sources_for(Content, ContentStatus.AVAILABLE)
 
 
 def test_it_refuses_to_reopen_a_closed_collection():
