@@ -25,8 +25,11 @@ import json
 import math
 import os
 import random
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -63,10 +66,10 @@ TRANSFORMS = 16
 INSERT_BATCH = 500
 
 
-def file_counts(count: int, rng: random.Random) -> list[int]:
-    """Files per message, log-uniform on [1, 2000]: carousel polls mostly release a few files."""
-    top = math.log(FILES_PER_MESSAGE)
-    return [max(1, min(FILES_PER_MESSAGE, round(math.exp(rng.uniform(0, top))))) for _ in range(count)]
+def file_counts(count: int, rng: random.Random, max_files: int = FILES_PER_MESSAGE) -> list[int]:
+    """Files per message, log-uniform on [1, max_files]: carousel polls mostly release a few files."""
+    top = math.log(max_files)
+    return [max(1, min(max_files, round(math.exp(rng.uniform(0, top))))) for _ in range(count)]
 
 
 def make_targets() -> list[tuple[Transform, Collection]]:
@@ -128,13 +131,24 @@ def start_worker(sink: str, env: dict[str, str]) -> subprocess.Popen:
     raise RuntimeError("celery worker did not answer a ping within 60 s")
 
 
-def start_consumer(sink: str, env: dict[str, str], expected: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "requests_app.consumer", "--quiet", "--count", str(expected), "--idle", "120"]
+def start_consumer(sink: str, env: dict[str, str], jsonl: Path) -> subprocess.Popen:
+    """The reference consumer, recording what it receives in ``jsonl``."""
+    command = [sys.executable, "-m", "requests_app.consumer", "--quiet", "--jsonl", str(jsonl)]
     if sink == "stomp":
         command += ["--stomp", f"127.0.0.1:{DEFAULT_ACTIVEMQ_STOMP_PORT}", "--destination", DESTINATION]
     else:
         command += ["--redis", settings.IDDS_STREAM_REDIS_URL, "--stream", STREAM, "--group", f"bench-{uuid.uuid4()}"]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def stop_consumer(consumer: subprocess.Popen, jsonl: Path, expected: int, timeout: float = 120.0) -> int:
+    """Wait until the consumer recorded ``expected`` messages (or time is up); stop it; return its count."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (not jsonl.exists() or len(jsonl.read_bytes().splitlines()) < expected):
+        time.sleep(0.2)
+    consumer.send_signal(signal.SIGINT)
+    summary = json.loads(consumer.communicate(timeout=60)[0].strip().splitlines()[-1])
+    return summary["messages"]
 
 
 def wait_delivered(ids: list[int], timeout: float) -> None:
@@ -154,8 +168,8 @@ def wait_delivered(ids: list[int], timeout: float) -> None:
     raise RuntimeError(f"messages not delivered within {timeout:.0f} s")
 
 
-def throughput_phase(targets, count: int, rng: random.Random) -> dict[str, float]:
-    messages = build_messages(targets, file_counts(count, rng), rng)
+def throughput_phase(targets, count: int, max_files: int, rng: random.Random) -> dict[str, float]:
+    messages = build_messages(targets, file_counts(count, rng, max_files), rng)
     ids: list[int] = []
     for start in range(0, len(messages), INSERT_BATCH):
         with transaction.atomic():  # bulk_create alone: no wake-up per commit, the backlog waits
@@ -175,13 +189,13 @@ def throughput_phase(targets, count: int, rng: random.Random) -> dict[str, float
     }
 
 
-def latency_phase(targets, rate: float, seconds: float, rng: random.Random) -> dict[str, float]:
+def latency_phase(targets, rate: float, seconds: float, max_files: int, rng: random.Random) -> dict[str, float]:
     """Commit small transactions at ``rate`` messages/s; p99 of commit -> broker acknowledgement."""
     per_commit = max(1, round(rate / 20))  # 20 commits a second, like busy carrier polls
     ids: list[int] = []
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        batch = build_messages(targets, file_counts(per_commit, rng), rng)
+        batch = build_messages(targets, file_counts(per_commit, rng, max_files), rng)
         with transaction.atomic():
             ids += [m.pk for m in messages_write(batch)]
         time.sleep(max(0.0, started + len(ids) / rate - time.monotonic()))
@@ -197,20 +211,20 @@ def latency_phase(targets, rate: float, seconds: float, rng: random.Random) -> d
     }
 
 
-def run_sink(sink: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
+def run_sink(sink: str, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict[str, object]:
     rng = random.Random(args.seed)
     targets = make_targets()
-    expected_consumed = args.messages + int(args.rate * args.seconds) + 100
-    consumer = start_consumer(sink, env, expected_consumed) if args.consumer else None
+    jsonl = workdir / f"{sink}.jsonl"
+    consumer = start_consumer(sink, env, jsonl) if args.consumer else None
     time.sleep(1.0)  # the consumer subscribes before anything is published (topics keep nothing)
     worker = start_worker(sink, env)
     try:
-        result: dict[str, object] = throughput_phase(targets, args.messages, rng)
-        result |= latency_phase(targets, args.rate, args.seconds, rng)
+        result: dict[str, object] = throughput_phase(targets, args.messages, args.max_files, rng)
+        result |= latency_phase(targets, args.rate, args.seconds, args.max_files, rng)
         if consumer is not None:
-            consumer.send_signal(2)
-            summary = json.loads(consumer.communicate(timeout=120)[0].strip().splitlines()[-1])
-            result["consumer_received"] = summary["messages"]
+            sent = Message.objects.filter(request=targets[0][0].request).count()
+            result["consumer_received"] = stop_consumer(consumer, jsonl, sent)
+            result["consumer_missing"] = sent - result["consumer_received"]
             consumer = None
     finally:
         worker.terminate()
@@ -224,7 +238,8 @@ def run_sink(sink: str, args: argparse.Namespace, env: dict[str, str]) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000, help="backlog size of the throughput phase")
-    parser.add_argument("--rate", type=float, default=500.0, help="offered messages/s in the latency phase")
+    parser.add_argument("--max-files", type=int, default=FILES_PER_MESSAGE, help="files in the largest message")
+    parser.add_argument("--rate", type=float, default=200.0, help="offered messages/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")
     parser.add_argument("--sinks", default="stomp,redis")
     parser.add_argument("--no-consumer", dest="consumer", action="store_false", help="publish with nobody reading")
@@ -241,11 +256,12 @@ def main() -> None:
     }
     started_activemq = False
     results: dict[str, object] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="idds-bench-messaging-"))
     try:
         for sink in args.sinks.split(","):
             if sink == "stomp":
                 started_activemq = ensure_activemq() or started_activemq
-            results[sink] = run_sink(sink, args, env)
+            results[sink] = run_sink(sink, args, env, workdir)
             print(f"{sink}: {json.dumps(results[sink])}", file=sys.stderr, flush=True)
     finally:
         if started_activemq:
@@ -253,6 +269,7 @@ def main() -> None:
         import redis
 
         redis.Redis.from_url(settings.IDDS_STREAM_REDIS_URL).delete(STREAM)
+        shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(results))
 
 

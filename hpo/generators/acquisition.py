@@ -30,6 +30,7 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _SQRT_HALF_PI = math.sqrt(math.pi / 2)
 #: Below this z, EI's closed form cancels catastrophically; use the erfcx form instead.
 _Z_SWITCH = -5.0
+ACQ_STYLE = "split"
 
 
 def log_h(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +152,16 @@ class LogExpectedImprovement(AcquisitionFunction):
         order_local = n_uniform + np.argsort(-scores[n_uniform:])
         half = self.n_starts // 2
         starts = candidates[np.concatenate([order_uniform[: self.n_starts - half], order_local[:half]])]
+        if ACQ_STYLE == "roulette":
+            su = scores[:n_uniform]
+            best_i = int(np.argmax(su))
+            probs = np.exp(su - su[best_i]); probs[best_i] = 0.0
+            k = min(self.n_starts - 2, int(np.count_nonzero(probs > 0)))
+            chosen = [best_i]
+            if k > 0:
+                chosen += list(rng.choice(n_uniform, size=k, replace=False, p=probs / probs.sum()))
+            incumbent = self._model.X_train_[int(np.argmax(self._model._ys[: self._n_observed]))]
+            starts = np.vstack([candidates[chosen], incumbent[None, :]])
         finals = [candidates[i] for i in np.argsort(-scores)[: 4 * self.n_starts]]
         for start in starts:
             with warnings.catch_warnings():
