@@ -237,7 +237,7 @@ def run_sink(sink: str, args: argparse.Namespace, env: dict[str, str], workdir: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=20_000, help="backlog size of the throughput phase")
+    parser.add_argument("--messages", type=int, default=5000, help="backlog size of the throughput phase")
     parser.add_argument("--max-files", type=int, default=FILES_PER_MESSAGE, help="files in the largest message")
     parser.add_argument("--rate", type=float, default=200.0, help="offered messages/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency phase")

@@ -42,6 +42,7 @@ class Delivery:
     msg_type: str
     body: dict[str, Any]
     ack_token: Any = None
+    raw: str | None = None  # the body's JSON text as received, written to JSONL without re-encoding
 
 
 class Source(Protocol):
@@ -58,13 +59,16 @@ class Source(Protocol):
 class Recorder:
     """Keeps the ids seen (to drop repeats) and what each workload got released.
 
-    With ``jsonl`` every new message is appended as ``{"msg_id", "msg_type", "body"}`` and flushed
-    before the message is acknowledged; the ids already in the file count as seen on start.
+    With ``jsonl`` every new message is appended as ``{"msg_id", "msg_type", "body"}``; ``flush``
+    makes the batch durable before it is acknowledged. The ids already in the file count as seen
+    on start. ``keep_names=False`` keeps only file counts (a long-running consumer's memory).
     """
 
     jsonl: Path | None = None
+    keep_names: bool = True
     seen: set[str] = field(default_factory=set)
     files_by_workload: dict[Any, list[str]] = field(default_factory=dict)
+    file_counts: Counter = field(default_factory=Counter)
     messages_by_type: Counter = field(default_factory=Counter)
     duplicates: int = 0
     _out: TextIO | None = None
@@ -75,7 +79,8 @@ class Recorder:
                 with self.jsonl.open() as existing:
                     for line in existing:
                         if line.strip():
-                            self._count(json.loads(line))
+                            entry = json.loads(line)
+                            self._count(entry["msg_id"], entry["msg_type"], entry["body"])
             self._out = self.jsonl.open("a")
 
     def record(self, delivery: Delivery) -> bool:
@@ -83,29 +88,35 @@ class Recorder:
         if delivery.msg_id in self.seen:
             self.duplicates += 1
             return False
-        entry = {"msg_id": delivery.msg_id, "msg_type": delivery.msg_type, "body": delivery.body}
         if self._out is not None:
-            self._out.write(json.dumps(entry, separators=(",", ":")) + "\n")
-            self._out.flush()
-        self._count(entry)
+            body = delivery.raw if delivery.raw is not None else json.dumps(delivery.body, separators=(",", ":"))
+            head = json.dumps({"msg_id": delivery.msg_id, "msg_type": delivery.msg_type}, separators=(",", ":"))
+            self._out.write(f'{head[:-1]},"body":{body}}}\n')
+        self._count(delivery.msg_id, delivery.msg_type, delivery.body)
         return True
 
-    def _count(self, entry: dict[str, Any]) -> None:
-        self.seen.add(entry["msg_id"])
-        self.messages_by_type[entry["msg_type"]] += 1
-        body = entry["body"]
+    def flush(self) -> None:
+        if self._out is not None:
+            self._out.flush()
+
+    def _count(self, msg_id: str, msg_type: str, body: dict[str, Any]) -> None:
+        self.seen.add(msg_id)
+        self.messages_by_type[msg_type] += 1
         files = body.get("files")
         if files:
-            released = self.files_by_workload.setdefault(body.get("workload_id"), [])
-            released.extend(f"{item.get('scope')}:{item.get('name')}" for item in files)
+            workload_id = body.get("workload_id")
+            self.file_counts[workload_id] += len(files)
+            if self.keep_names:
+                released = self.files_by_workload.setdefault(workload_id, [])
+                released.extend(f"{item.get('scope')}:{item.get('name')}" for item in files)
 
     def summary(self) -> dict[str, Any]:
         return {
             "messages": len(self.seen),
             "duplicates_dropped": self.duplicates,
             "messages_by_type": dict(self.messages_by_type),
-            "files_by_workload": {str(w): len(files) for w, files in self.files_by_workload.items()},
-            "files": sum(len(files) for files in self.files_by_workload.values()),
+            "files_by_workload": {str(w): count for w, count in self.file_counts.items()},
+            "files": sum(self.file_counts.values()),
         }
 
     def close(self) -> None:
@@ -161,23 +172,29 @@ class StompSource:
         self._lost = threading.Event()
         self._subscribed = threading.Event()
         self._backoff = 0.5
+        self._generation = 0
         self._connect()
 
     def _connect(self) -> None:
         stomp = self._stomp
         inbox, lost, subscribed = self._inbox, self._lost, self._subscribed
+        # Ack ids are only valid on the connection that received them; older ones are skipped.
+        self._generation += 1
+        generation = self._generation
 
         class Listener(stomp.ConnectionListener):
             def on_message(self, frame: Any) -> None:
                 headers = frame.headers
                 try:
                     body = json.loads(frame.body)
+                    raw = frame.body if isinstance(frame.body, str) else None
                 except ValueError:
                     logger.warning("message %s has no JSON body", headers.get("message-id"))
-                    body = {"unparsed": str(frame.body)[:1000]}
+                    body, raw = {"unparsed": str(frame.body)[:1000]}, None
                 msg_id = headers.get(MSG_ID_HEADER) or headers.get("msg_id") or headers["message-id"]
                 msg_type = headers.get("msg_type") or body.get("msg_type", "")
-                inbox.put(Delivery(msg_id, msg_type, body, ack_token=headers.get("ack") or headers["message-id"]))
+                ack_id = headers.get("ack") or headers["message-id"]
+                inbox.put(Delivery(msg_id, msg_type, body, ack_token=(generation, ack_id), raw=raw))
 
             def on_error(self, frame: Any) -> None:
                 logger.warning("broker error: %s", frame.headers.get("message") or frame.body)
@@ -231,7 +248,7 @@ class StompSource:
         try:
             self._connect()
         except Exception as exc:  # noqa: BLE001 - stomp.py raises several kinds; keep trying
-            logger.warning("reconnect failed (%s); retrying in %.1f s", exc or type(exc).__name__, self._backoff)
+            logger.warning("reconnect failed (%s); retrying in %.1f s", str(exc) or type(exc).__name__, self._backoff)
             self._lost.set()  # still not connected: try again on the next receive
             time.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, 30.0)
@@ -252,8 +269,11 @@ class StompSource:
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
+            generation, ack_id = delivery.ack_token
+            if generation != self._generation:
+                continue  # received before a reconnect: the broker redelivers it, we drop the repeat
             try:
-                self._connection.ack(delivery.ack_token)
+                self._connection.ack(ack_id)
             except Exception as exc:  # noqa: BLE001 - unacked means redelivered: a repeat we drop
                 logger.info("ack of %s failed (%s); it will come again", delivery.msg_id, exc)
 
@@ -303,12 +323,14 @@ class RedisStreamSource:
             if not fields:  # trimmed from the stream while pending: nothing left to read
                 trimmed.append(entry_id)
                 continue
+            raw = fields[b"body"].decode()
             deliveries.append(
                 Delivery(
                     fields[b"msg_id"].decode(),
                     fields[b"msg_type"].decode(),
-                    json.loads(fields[b"body"]),
+                    json.loads(raw),
                     ack_token=entry_id,
+                    raw=raw,
                 )
             )
         if trimmed:
@@ -351,6 +373,7 @@ def consume(
                 last_new = time.monotonic()
                 if on_new is not None:
                     on_new(delivery)
+        recorder.flush()
         source.ack(deliveries)  # after recording: a crash in between means a repeat, not a loss
     return recorder.summary()
 
@@ -387,11 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def open_source(args: argparse.Namespace) -> Source:
+    """The STOMP subscription or Redis consumer group the command line asks for."""
     if args.stomp:
-        source: Source = StompSource(
+        return StompSource(
             args.stomp,
             args.destination,
             user=args.user,
@@ -400,12 +422,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             selector=args.selector,
             vhost=args.vhost,
         )
-    else:
-        source = RedisStreamSource(args.redis, args.stream, args.group, args.name, from_beginning=args.from_beginning)
+    return RedisStreamSource(args.redis, args.stream, args.group, args.name, from_beginning=args.from_beginning)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        source = open_source(args)
+    except Exception as exc:  # noqa: BLE001 - whatever stops us from subscribing, say where and why
+        where = args.redis or ",".join(f"{host}:{port}" for host, port in args.stomp)
+        print(f"cannot subscribe at {where}: {str(exc) or type(exc).__name__}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    recorder = Recorder(jsonl=args.jsonl)
+    recorder = Recorder(jsonl=args.jsonl, keep_names=False)
     on_new = None if args.quiet else (lambda delivery: print(describe(delivery), flush=True))
     try:
         summary = consume(source, recorder, count=args.count, idle=args.idle, stop=stop, on_new=on_new)

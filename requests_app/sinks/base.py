@@ -19,7 +19,8 @@ from typing import Any
 class OutgoingMessage:
     msg_id: str
     msg_type: str
-    body: dict[str, Any]
+    # The JSON text as stored (the conductor skips decoding and re-encoding it), or a dict.
+    body: dict[str, Any] | str
     request_id: int
     transform_id: int | None
     workload_id: int | None

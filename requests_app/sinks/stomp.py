@@ -167,9 +167,10 @@ class StompSink(Sink):
     def send(self, messages: Sequence[OutgoingMessage]) -> SendReport:
         """Publish ``messages`` in order; report those the broker confirmed or refused.
 
-        Messages in neither ``delivered`` nor ``failed`` were not processed by the broker (the
-        connection went away first) and carry no blame. Raises ``TransientError`` when no
-        broker is reachable or the connection broke before anything was confirmed.
+        ``failed`` names only messages the broker itself refused, with its reason. Messages in
+        neither set were not processed (the connection went away first): the sink blames none
+        of them and the conductor sends them again. Raises ``TransientError`` when no broker is
+        reachable or the connection broke before anything was confirmed or refused.
         """
         report = SendReport()
         frames: list[tuple[OutgoingMessage, bytes]] = []
@@ -271,7 +272,7 @@ class StompSink(Sink):
             delay = min(self.backoff_max, self.backoff_initial * 2 ** (self._connect_failures - 1))
             self._next_connect_at = time.monotonic() + delay * (1 + random.random() / 4)
             hosts = ",".join(f"{host}:{port}" for host, port in self.hosts)
-            raise TransientError(f"no STOMP broker reachable at {hosts}: {exc or type(exc).__name__}") from exc
+            raise TransientError(f"no STOMP broker reachable at {hosts}: {str(exc) or type(exc).__name__}") from exc
         self._connect_failures = 0
         self._next_connect_at = 0.0
         return self._connection

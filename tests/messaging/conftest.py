@@ -8,6 +8,7 @@ Redis fixture its own ``redis-server`` with an append-only file, on free ports (
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -183,8 +184,6 @@ class RunningConsumer:
 
     def recorded_ids(self) -> list[str]:
         """Every id written to the JSONL file, repeats included (there must be none)."""
-        import json
-
         return [json.loads(line)["msg_id"] for line in self.jsonl.read_text().splitlines() if line]
 
     def stop(self) -> dict[str, Any]:

@@ -26,6 +26,8 @@ def test_a_private_broker_refuses_a_port_that_is_taken(running_activemq, tmp_pat
 
 
 def test_the_stomp_connector_caps_the_frame_size():
-    assert stomp_connector(61613, max_frame_bytes=1024) == (
-        '<transportConnector name="stomp" uri="stomp://127.0.0.1:61613?transport.maxFrameSize=1024"/>'
-    )
+    # when
+    element = stomp_connector(61613, max_frame_bytes=1024)
+
+    # then
+    assert element == '<transportConnector name="stomp" uri="stomp://127.0.0.1:61613?transport.maxFrameSize=1024"/>'

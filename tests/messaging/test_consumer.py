@@ -10,7 +10,7 @@ from pathlib import Path
 
 from requests_app.consumer import Delivery, Recorder, consume
 from requests_app.sinks.stomp import StompSink
-from tests.messaging.conftest import file_message
+from tests.messaging.conftest import file_message, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,3 +100,22 @@ def test_its_command_line_receives_from_stomp_and_prints_a_summary(running_activ
     assert summary["files"] == 12
     assert "file_stagein workload=777" in result.stdout
     assert [json.loads(line)["msg_id"] for line in jsonl.read_text().splitlines()] == [m.msg_id for m in messages]
+
+
+def test_its_command_line_says_where_it_could_not_subscribe():
+    # given
+    address = f"127.0.0.1:{free_port()}"
+
+    # when
+    result = subprocess.run(
+        [sys.executable, "-m", "requests_app.consumer", "--stomp", address],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"]},
+    )
+
+    # then
+    assert result.returncode == 2
+    assert f"cannot subscribe at {address}" in result.stderr

@@ -168,5 +168,6 @@ def test_it_works_with_rabbitmq_stomp_too(destination, make_messages):
 
 @pytest.mark.parametrize("bad", ["", "brokerhost", "host:port", ":61613"])
 def test_it_rejects_a_broker_address_that_is_not_host_and_port(bad):
+    # when / then
     with pytest.raises(ValueError, match="IDDS_STOMP_HOSTS"):
         parse_hosts([bad])

@@ -114,6 +114,9 @@ def test_a_sink_that_raises_loses_nothing(sinks, monkeypatch):
     message.refresh_from_db()
     assert message.status == MessageStatus.NEW
     assert "connection reset" in message.last_error
+    # an outage is not the message's fault: no attempt is used up, it just waits a little
+    assert message.attempts == 0
+    assert message.next_attempt_at is not None
 
 
 def test_only_one_conductor_delivers_at_a_time(sinks):
