@@ -63,19 +63,53 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (and their reaped children), from /proc."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_backends(database: str) -> list[int]:
+    """PostgreSQL backends serving ``database`` (their process title names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("postgres:") and f" {database} " in title:
+                pids.append(int(entry.name))
+    return pids
+
+
 class RssSampler(threading.Thread):
     """Samples the resident memory of every process of the worker's tree; keeps the peak."""
 
-    def __init__(self, root_pid: int) -> None:
+    def __init__(self, root_pid: int, database: str) -> None:
         super().__init__(daemon=True)
         self.root_pid = root_pid
+        self.database = database
+        # Per backend, the most CPU seen: backends that exit before the end still count.
+        self.postgres_cpu: dict[int, float] = {}
         self.peak_process_mb = 0.0
         self.peak_total_mb = 0.0
+        self.worker_cpu_s = 0.0
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(0.5):
-            sizes = [_rss_mb(pid) for pid in _process_tree(self.root_pid)]
+            tree = _process_tree(self.root_pid)
+            self.worker_cpu_s = max(self.worker_cpu_s, _cpu_seconds(tree))
+            for pid in _postgres_backends(self.database):
+                self.postgres_cpu[pid] = max(self.postgres_cpu.get(pid, 0.0), _cpu_seconds([pid]))
+            sizes = [_rss_mb(pid) for pid in tree]
             self.peak_process_mb = max(self.peak_process_mb, max(sizes, default=0.0))
             self.peak_total_mb = max(self.peak_total_mb, sum(sizes))
 
@@ -87,9 +121,7 @@ def measure_floor(datasets: int) -> float:
     from requests_app.models import Collection, Content, Message
     from requests_app.models.statuses import CollectionRelationType
 
-    outputs = list(
-        Collection.objects.filter(relation_type=CollectionRelationType.OUTPUT).values_list("pk", flat=True)
-    )
+    outputs = list(Collection.objects.filter(relation_type=CollectionRelationType.OUTPUT).values_list("pk", flat=True))
     Content.objects.filter(collection_id__in=outputs).update(status=0)
     messages = Message.objects.count()
     started = time.perf_counter()
@@ -135,12 +167,17 @@ def main() -> None:
     from requests_app.models import Collection, Message, Request
     from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, MessageStatus, RequestStatus
 
+    load_before = os.getloadavg()[0]
+
     datasets = list(SimDataset.objects.order_by("id"))
     files = sum(row.total_files for row in datasets)
     with Service(env, web=False, beat=True, concurrency=args.concurrency) as service:
-        sampler = RssSampler(service.worker.pid)
-        sampler.start()
+        database = env["DATABASE_URL"].rsplit("/", 1)[1]
         time.sleep(3)  # let the worker connect before the clock starts
+        worker_cpu_before = _cpu_seconds(_process_tree(service.worker.pid))
+        postgres_before = {pid: _cpu_seconds([pid]) for pid in _postgres_backends(database)}
+        sampler = RssSampler(service.worker.pid, database)
+        sampler.start()
         started = time.perf_counter()
         campaign_submit(datasets=datasets, campaign="bench", workload_id=1, dest_rse="SIM_DATADISK")
         deadline = time.monotonic() + args.timeout
@@ -152,12 +189,13 @@ def main() -> None:
                 sys.exit("timed out waiting for the campaign to finish")
             time.sleep(0.2)
         wall = time.perf_counter() - started
+        worker_cpu = _cpu_seconds(_process_tree(service.worker.pid)) - worker_cpu_before
         sampler.stopped.set()
+        sampler.join()
+        postgres_cpu = sum(cpu - postgres_before.get(pid, 0.0) for pid, cpu in sampler.postgres_cpu.items())
     finished = Request.objects.filter(status=RequestStatus.FINISHED).count()
     released = sum(
-        Collection.objects.filter(relation_type=CollectionRelationType.OUTPUT).values_list(
-            "processed_files", flat=True
-        )
+        Collection.objects.filter(relation_type=CollectionRelationType.OUTPUT).values_list("processed_files", flat=True)
     )
     messages = Message.objects.count()
     floor = measure_floor(len(datasets))
@@ -173,6 +211,11 @@ def main() -> None:
         "ratio_to_floor": round(wall / floor, 2),
         "peak_rss_mb": round(sampler.peak_process_mb, 1),
         "peak_rss_worker_tree_mb": round(sampler.peak_total_mb, 1),
+        # What limits the figure: CPU seconds spent by the worker processes and by PostgreSQL for this
+        # database, and the machine's load when the run started (other work slows it down).
+        "load_average_at_start": round(load_before, 2),
+        "worker_cpu_s": round(worker_cpu, 1),
+        "postgres_cpu_s": round(postgres_cpu, 1),
     }
     print(json.dumps(result))
 

@@ -68,9 +68,9 @@ def campaign_progress(*, campaign: str, total_files: int, dataset_ids: Sequence[
     in_campaign = {f"request_metadata__{CAMPAIGN_KEY}": campaign}
     requests = Request.objects.filter(request_type=RequestType.STAGE_IN, **in_campaign)
     statuses = list(requests.values_list("status", flat=True))
-    counters = Collection.objects.filter(
-        request__in=requests, relation_type=CollectionRelationType.OUTPUT
-    ).aggregate(released=Sum("processed_files"), failed=Sum("failed_files"))
+    counters = Collection.objects.filter(request__in=requests, relation_type=CollectionRelationType.OUTPUT).aggregate(
+        released=Sum("processed_files"), failed=Sum("failed_files")
+    )
     stuck = sum(
         value
         for value in Processing.objects.filter(request__in=requests).values_list(
@@ -79,9 +79,7 @@ def campaign_progress(*, campaign: str, total_files: int, dataset_ids: Sequence[
         if isinstance(value, int)
     )
     staged = (
-        SimLock.objects.filter(
-            file__dataset_id__in=dataset_ids, fails=False, event_at__lte=current_clock().horizon()
-        )
+        SimLock.objects.filter(file__dataset_id__in=dataset_ids, fails=False, event_at__lte=current_clock().horizon())
         .values("file_id")
         .distinct()
         .count()

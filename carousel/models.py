@@ -100,14 +100,16 @@ class SimDataset(models.Model):
 class SimFile(models.Model):
     """A file with its primary copy (``tape``/``position``) and its second copy (``copy_*``)."""
 
-    dataset = models.ForeignKey(SimDataset, on_delete=models.CASCADE, related_name="files")
+    # Looked up by the (dataset, id) index below.
+    dataset = models.ForeignKey(SimDataset, on_delete=models.CASCADE, related_name="files", db_index=False)
     scope = models.CharField(max_length=255)
     name = models.CharField(max_length=255)
     bytes = models.BigIntegerField()
     adler32 = models.CharField(max_length=8)
-    tape = models.ForeignKey(Tape, on_delete=models.PROTECT, related_name="+")
+    # Nothing looks files up by cartridge: no index to maintain for 400k rows.
+    tape = models.ForeignKey(Tape, on_delete=models.PROTECT, related_name="+", db_index=False)
     position = models.BigIntegerField()
-    copy_tape = models.ForeignKey(Tape, on_delete=models.PROTECT, related_name="+")
+    copy_tape = models.ForeignKey(Tape, on_delete=models.PROTECT, related_name="+", db_index=False)
     copy_position = models.BigIntegerField()
     # Drawn once from the catalogue seed: reading the primary copy fails, the second copy works.
     stuck_on_primary = models.BooleanField(default=False)
@@ -151,11 +153,17 @@ class SimRule(models.Model):
 class SimLock(models.Model):
     """A file of a rule: REPLICATING until ``event_at`` (simulated), then OK, or STUCK if ``fails``."""
 
-    rule = models.ForeignKey(SimRule, on_delete=models.CASCADE, related_name="locks")
-    # No database constraints on the catalogue references: the catalogue is never deleted under
-    # live rules, and checking two foreign keys per row doubled the cost of creating 400k locks.
-    file = models.ForeignKey(SimFile, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
-    source_tape = models.ForeignKey(Tape, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    # The (rule, event_at) index below serves lookups by rule; a second one on rule alone would only
+    # slow down creating 400k locks.
+    rule = models.ForeignKey(SimRule, on_delete=models.CASCADE, related_name="locks", db_index=False)
+    # No constraints nor indexes on the catalogue references: the catalogue is never deleted under
+    # live rules, nothing looks locks up by file or tape, and each of them doubled the insert cost.
+    file = models.ForeignKey(
+        SimFile, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    source_tape = models.ForeignKey(
+        Tape, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
     event_at = models.DateTimeField()
     fails = models.BooleanField(default=False)
 

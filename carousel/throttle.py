@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min
 from django.utils import timezone
 
 from carousel.models import ThrottleBucket, ThrottleReservation
@@ -90,13 +89,22 @@ def inflight(*, source: str | None = None, destination: str | None = None) -> in
     return sum(max(0, count) for count in remaining.values())
 
 
+def _ended(request_ids) -> set[int]:
+    from requests_app.models import Request
+    from requests_app.models.statuses import REQUEST_TERMINAL
+
+    return set(Request.objects.filter(pk__in=request_ids, status__in=REQUEST_TERMINAL).values_list("pk", flat=True))
+
+
+def reservation_of(request_id: int) -> ThrottleReservation | None:
+    """The throttle's entry for a request offered before (its size and source are known then)."""
+    return ThrottleReservation.objects.filter(request_id=request_id).first()
+
+
 def throttle_admit(
     *, request_id: int, files: int, source: str, destination: str, limits: ThrottleLimits | None = None
 ) -> str | None:
     """Admit a request (None) or say why it waits. Serialised per source and destination by row locks."""
-    from requests_app.models import Request
-    from requests_app.models.statuses import REQUEST_TERMINAL
-
     limits = limits or ThrottleLimits.from_settings()
     with transaction.atomic():
         for key in _keys(source, destination):
@@ -107,16 +115,12 @@ def throttle_admit(
         )
         if entry.admitted:
             return None
-        # Entries of requests that ended (aborted while waiting, finished) leave the queue.
-        waiting = dict(
-            ThrottleReservation.objects.filter(source=source, admitted=False, request_id__lt=request_id).values_list(
-                "request_id", "files"
-            )
-        )
-        ended = set(Request.objects.filter(pk__in=waiting, status__in=REQUEST_TERMINAL).values_list("pk", flat=True))
+        # Entries of requests that ended (aborted while waiting, finished) leave the queue for good.
+        of_source = ThrottleReservation.objects.filter(source=source)
+        ended = _ended(of_source.values_list("request_id", flat=True))
         if ended:
-            ThrottleReservation.objects.filter(request_id__in=ended).delete()
-        ahead = len(waiting) - len(ended)
+            of_source.filter(request_id__in=ended).delete()
+        ahead = of_source.filter(admitted=False, request_id__lt=request_id).count()
         if ahead:
             return f"waiting behind {ahead} older request(s) for source {source}"
         in_source = inflight(source=source)
@@ -137,10 +141,13 @@ def throttle_admit(
 
 
 def throttled_request_ids() -> list[int]:
-    """The head of every source's waiting queue: the requests worth offering to the clerk again."""
-    return sorted(
-        ThrottleReservation.objects.filter(admitted=False)
-        .values("source")
-        .annotate(head=Min("request_id"))
-        .values_list("head", flat=True)
+    """The head of every source's waiting queue (live requests only): the ones worth offering again."""
+    waiting = list(
+        ThrottleReservation.objects.filter(admitted=False).order_by("request_id").values_list("request_id", "source")
     )
+    ended = _ended([request_id for request_id, _ in waiting])
+    heads: dict[str, int] = {}
+    for request_id, source in waiting:
+        if request_id not in ended:
+            heads.setdefault(source, request_id)
+    return sorted(heads.values())

@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.cache import cache
+
 from requests_app.errors import PermanentError
 from requests_app.models import Content, Processing, Request, Transform
 from requests_app.models.statuses import (
@@ -48,9 +50,12 @@ from .backends import get_backend
 from .backends.base import RuleRequest
 from .metadata import clean_stagein_metadata
 from .polling import poll_stagein
-from .throttle import throttle_admit, throttled_request_ids
+from .throttle import reservation_of, throttle_admit, throttled_request_ids
 
 logger = logging.getLogger(__name__)
+# Offers of waiting requests to the clerk, debounced per process (Django's cache).
+WAKE_KEY = "carousel:wake-throttled"
+WAKE_SECONDS = 1.0
 # Files named in the collection message of a partly failed dataset; the rest are counted.
 MAX_FAILED_LISTED = 2000
 
@@ -80,13 +85,16 @@ class StageInWorkType(WorkType):
             return None  # the rule exists already: nothing left to throttle
         if _joins_live_transform(self.dedup_key(request)):
             return None
-        try:
-            summary = get_backend().dataset_summary(meta["scope"], meta["name"])
-        except PermanentError:
-            return None  # planning will fail the transform with the backend's reason
-        return throttle_admit(
-            request_id=request.pk, files=summary.files, source=summary.source, destination=meta["dest_rse"]
-        )
+        known = reservation_of(request.pk)
+        if known is not None:
+            files, source = known.files, known.source
+        else:
+            try:
+                summary = get_backend().dataset_summary(meta["scope"], meta["name"])
+            except PermanentError:
+                return None  # planning will fail the transform with the backend's reason
+            files, source = summary.files, summary.source
+        return throttle_admit(request_id=request.pk, files=files, source=source, destination=meta["dest_rse"])
 
     def plan(self, transform: Transform) -> Plan:
         meta = transform.request.request_metadata
@@ -206,12 +214,15 @@ def _wake_throttled(*, on_commit: bool = False) -> None:
     """Offer the oldest waiting requests to the clerk again: room may have opened at their source.
 
     From a poll (outside the carrier's transaction) the offer waits a second so the poll's
-    counters are committed when the throttle reads them; the watchdog is the safety net.
+    counters are committed when the throttle reads them, and happens at most once a second per
+    process however often files land; the watchdog is the safety net.
     """
     from requests_app.tasks import process_request as process_request_task
 
+    if not on_commit and not cache.add(WAKE_KEY, True, timeout=WAKE_SECONDS):
+        return
     for request_id in throttled_request_ids():
         if on_commit:
             process_request_task.delay_on_commit(request_id)
         else:
-            process_request_task.apply_async((request_id,), countdown=1.0)
+            process_request_task.apply_async((request_id,), countdown=WAKE_SECONDS)

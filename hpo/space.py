@@ -337,8 +337,10 @@ def _parse_param(name: str, spec: Any, where: str, max_choices: int) -> Param:
     if isinstance(spec, (list, tuple)):
         if len(spec) != 2:
             raise WorkTypeValidationError(
-                {where: f'expected [low, high], got {len(spec)} values; for choices use {{"type": "categorical", '
-                '"choices": [...]}'}
+                {
+                    where: f'expected [low, high], got {len(spec)} values; for choices use {{"type": "categorical", '
+                    '"choices": [...]}'
+                }
             )
         low, high = _bounds(spec, where)
         return Param(name=name, kind=FLOAT, low=low, high=high)
@@ -383,9 +385,7 @@ def _parse_nevergrad(name: str, spec: Mapping[str, Any], where: str, max_choices
             raise WorkTypeValidationError({f"{where}.bounds": "expected [low, high]"})
         low, high = _bounds(bounds, where)
     else:
-        low, high = _bounds(
-            [params.get("lower"), params.get("upper")], where, names=("params.lower", "params.upper")
-        )
+        low, high = _bounds([params.get("lower"), params.get("upper")], where, names=("params.lower", "params.upper"))
     if kind == "Log":
         if low <= 0:
             raise WorkTypeValidationError({where: f"a Log parameter needs a lower bound > 0, got {low}"})

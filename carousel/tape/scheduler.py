@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Even a short locate stops and restarts the tape: a few seconds at least.
 MIN_SEEK_SECONDS = 4.0
@@ -40,9 +41,8 @@ class DriveState:
     head: int = 0
 
 
-@dataclass(frozen=True)
-class ReadItem:
-    """One file to read from one copy."""
+class ReadItem(NamedTuple):
+    """One file to read from one copy (a tuple: a rule can hold 400k of them)."""
 
     key: int
     tape: int

@@ -22,7 +22,7 @@ import numpy as np
 from bayes_opt.acquisition import AcquisitionFunction
 from bayes_opt.target_space import TargetSpace
 from scipy.optimize import minimize
-from scipy.special import erfcx, log_ndtr, ndtr
+from scipy.special import erfcx, log_ndtr, logsumexp, ndtr, softmax
 
 from hpo.generators.gp import MaternGP
 
@@ -30,7 +30,6 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _SQRT_HALF_PI = math.sqrt(math.pi / 2)
 #: Below this z, EI's closed form cancels catastrophically; use the erfcx form instead.
 _Z_SWITCH = -5.0
-ACQ_STYLE = "split"
 
 
 def log_h(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +66,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         is_taken: Callable[[np.ndarray], bool],
         n_candidates: int = 2048,
         n_starts: int = 10,
+        hyperparameter_samples: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -74,6 +74,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         self.is_taken = is_taken
         self.n_candidates = n_candidates
         self.n_starts = n_starts
+        self.hyperparameter_samples = hyperparameter_samples
         self.seed = seed
         self.pending: list[np.ndarray] = []
         self._best = 0.0
@@ -96,17 +97,29 @@ class LogExpectedImprovement(AcquisitionFunction):
         return value + np.log(std)
 
     def _value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """Negative log-EI at one cube vector and its gradient (for L-BFGS-B)."""
-        mean, std, dmean, dstd = self._model.predict_with_gradients(x[None, :])
-        z = (mean - self._best) / std
-        value, dvalue = log_h(z)
-        dz = (dmean - z[:, None] * dstd) / std[:, None]
-        grad = dvalue[:, None] * dz + dstd / std[:, None]
-        return -float(value[0] + math.log(std[0])), -grad[0]
+        """Negative log of the EI averaged over the models, at one cube vector, and its gradient (for L-BFGS-B)."""
+        values, grads = [], []
+        for model, best in zip(self._models, self._bests, strict=True):
+            mean, std, dmean, dstd = model.predict_with_gradients(x[None, :])
+            z = (mean - best) / std
+            value, dvalue = log_h(z)
+            dz = (dmean - z[:, None] * dstd) / std[:, None]
+            grads.append((dvalue[:, None] * dz + dstd / std[:, None])[0])
+            values.append(value[0] + math.log(std[0]))
+        values_array = np.array(values)
+        weights = softmax(values_array)
+        total = logsumexp(values_array) - math.log(len(values))
+        return -float(total), -(weights @ np.array(grads))
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        mean, std = self._model._predict_standardised(X)
-        return self.base_acq(mean, std)
+        """Log of the model-averaged EI at each row of ``X``."""
+        scores = []
+        for model, best in zip(self._models, self._bests, strict=True):
+            mean, std = model._predict_standardised(X)
+            z = (mean - best) / std
+            value, _ = log_h(z)
+            scores.append(value + np.log(std))
+        return logsumexp(np.array(scores), axis=0) - math.log(len(scores))
 
     def _candidates(self, rng: np.random.Generator, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Uniform candidates, and Gaussian perturbations of the best observed points (where the optimum hides)."""
@@ -133,14 +146,19 @@ class LogExpectedImprovement(AcquisitionFunction):
         if fit_gp:
             self._fit_gp(gp=gp, target_space=target_space)
         self._n_observed = len(target_space)
-        self._model = copy.copy(gp)
-        if self.pending:
-            # Kriging believer: the model believes its own mean at the pending points.
-            pending = np.asarray(self.pending)
-            self._model.condition_on(pending, gp.predict(pending))
-        self._best = float(self._model._ys[: self._n_observed].max())
         dim = target_space.dim
         rng = np.random.default_rng([self.seed, self._n_observed, len(self.pending)])
+        self._models = []
+        for sample in gp.hyperparameter_samples(self.hyperparameter_samples, rng):
+            model = copy.copy(sample)
+            if self.pending:
+                # Kriging believer: each model believes its own mean at the pending points.
+                pending = np.asarray(self.pending)
+                model.condition_on(pending, sample.predict(pending))
+            self._models.append(model)
+        self._model = self._models[0]
+        self._bests = [float(m._ys[: self._n_observed].max()) for m in self._models]
+        self._best = self._bests[0]
 
         uniform, local = self._candidates(rng, dim)
         candidates = np.array([self.snap(x) for x in np.vstack([uniform, local])])
@@ -152,16 +170,6 @@ class LogExpectedImprovement(AcquisitionFunction):
         order_local = n_uniform + np.argsort(-scores[n_uniform:])
         half = self.n_starts // 2
         starts = candidates[np.concatenate([order_uniform[: self.n_starts - half], order_local[:half]])]
-        if ACQ_STYLE == "roulette":
-            su = scores[:n_uniform]
-            best_i = int(np.argmax(su))
-            probs = np.exp(su - su[best_i]); probs[best_i] = 0.0
-            k = min(self.n_starts - 2, int(np.count_nonzero(probs > 0)))
-            chosen = [best_i]
-            if k > 0:
-                chosen += list(rng.choice(n_uniform, size=k, replace=False, p=probs / probs.sum()))
-            incumbent = self._model.X_train_[int(np.argmax(self._model._ys[: self._n_observed]))]
-            starts = np.vstack([candidates[chosen], incumbent[None, :]])
         finals = [candidates[i] for i in np.argsort(-scores)[: 4 * self.n_starts]]
         for start in starts:
             with warnings.catch_warnings():

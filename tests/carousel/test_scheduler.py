@@ -43,7 +43,8 @@ def test_it_queues_a_second_cartridge_behind_the_busy_drive():
 
     # then: the second tape waits for the first, then costs its own mount
     assert events[2] == events[1] + 90.0 + 10.0
-    assert drive.free_at == events[2] and drive.tape == 8
+    assert drive.free_at == events[2]
+    assert drive.tape == 8
 
 
 def test_it_spreads_cartridges_over_free_drives_and_reuses_a_mounted_one():

@@ -98,9 +98,7 @@ class Command(BaseCommand):
         )
         started = time.monotonic()
         with Progress(*columns, console=None, transient=False) as progress:
-            task = progress.add_task(
-                "released", total=total, staged=0, stuck=0, failed=0, requests="", eta="-"
-            )
+            task = progress.add_task("released", total=total, staged=0, stuck=0, failed=0, requests="", eta="-")
             while True:
                 state = campaign_progress(campaign=label, total_files=total, dataset_ids=dataset_ids)
                 progress.update(
