@@ -16,7 +16,19 @@ from requests_app.models.statuses import (
 from tests.conftest import wait_for
 
 
-def finished(request_id: int, status: int = RequestStatus.FINISHED, timeout: float = 90) -> Request:
+def finished(request_id: int, status: int = RequestStatus.FINISHED, timeout: float = 30) -> Request:
+    try:
+        return _finished(request_id, status, timeout)
+    except AssertionError:
+        from carousel.models import SimClock
+        print("DEBUG requests", list(Request.objects.values_list("pk", "status")))
+        print("DEBUG procs", list(Processing.objects.values_list("pk", "status", "next_poll_at", "claimed_until", "processing_metadata", "errors")))
+        print("DEBUG clock", list(SimClock.objects.values()), current_clock().sim_now(), current_clock().horizon())
+        print("DEBUG locks", list(SimLock.objects.values_list("event_at", "fails"))[:40])
+        raise
+
+
+def _finished(request_id, status, timeout):
     return wait_for(
         lambda: Request.objects.filter(pk=request_id, status=status).first(),
         timeout=timeout,
