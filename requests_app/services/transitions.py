@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from requests_app.errors import ConflictError, IllegalTransition
@@ -75,20 +75,25 @@ def transition(
         now = timezone.now()
         if any(f.name == "updated_at" for f in model._meta.concrete_fields):
             extra["updated_at"] = now
-        changed = model._default_manager.filter(pk=obj.pk, status=old_status).update(status=new_status, **extra)
+        # One transaction for the move and its event: they commit together, and outside a
+        # caller's transaction that is one commit (one WAL flush) instead of two; inside one, no
+        # savepoint (an error here aborts the caller's transaction anyway).
+        with transaction.atomic(savepoint=False):
+            changed = model._default_manager.filter(pk=obj.pk, status=old_status).update(status=new_status, **extra)
+            if changed == 1:
+                Event.objects.create(
+                    entity=model.__name__.lower(),
+                    entity_id=obj.pk,
+                    request_id=_request_id_of(obj),
+                    old_status=old_status,
+                    new_status=new_status,
+                    reason=reason[:2000],
+                    actor=actor[:255],
+                )
         if changed == 1:
             obj.status = new_status
             for name, value in extra.items():
                 setattr(obj, name, value)
-            Event.objects.create(
-                entity=model.__name__.lower(),
-                entity_id=obj.pk,
-                request_id=_request_id_of(obj),
-                old_status=old_status,
-                new_status=new_status,
-                reason=reason[:2000],
-                actor=actor[:255],
-            )
             return True
         obj.refresh_from_db(fields=["status"])
     raise ConflictError(f"{model.__name__.lower()} {obj.pk} kept changing; try again")
