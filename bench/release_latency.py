@@ -30,10 +30,10 @@ from bench._harness import PYTHON, ROOT, Service, bench_env, percentile, reset_d
 def landing_to_delivery_ms() -> list[float]:
     """Per released file: delivered_at of its message minus its real landing time."""
     from carousel.models import SimLock
-    from carousel.tape.clock import current_clock
+    from carousel.tape.clock import stored_clock
     from requests_app.models import Message
 
-    clock = current_clock()
+    clock = stored_clock()
     landed: dict[str, float] = {}
     for name, event_at in (
         SimLock.objects.filter(fails=False, event_at__lte=clock.horizon())

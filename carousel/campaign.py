@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Sum
 
 from carousel.models import SimDataset, SimLock
-from carousel.tape.clock import current_clock
+from carousel.tape.clock import stored_clock
 from requests_app.models import Collection, Processing, Request
 from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, RequestStatus, RequestType
 from requests_app.services.requests import request_create
@@ -79,7 +79,7 @@ def campaign_progress(*, campaign: str, total_files: int, dataset_ids: Sequence[
         if isinstance(value, int)
     )
     staged = (
-        SimLock.objects.filter(file__dataset_id__in=dataset_ids, fails=False, event_at__lte=current_clock().horizon())
+        SimLock.objects.filter(file__dataset_id__in=dataset_ids, fails=False, event_at__lte=stored_clock().horizon())
         .values("file_id")
         .distinct()
         .count()

@@ -18,8 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from carousel.backends.base import RuleRequest, StagingBackend
-from carousel.tape.expressions import excluding
+from carousel.backends.base import StagingBackend
 from requests_app.models import Content, Processing
 from requests_app.models.statuses import CollectionRelationType, ContentStatus
 
@@ -139,10 +138,10 @@ def _restage(
     scope = request_metadata["scope"]
     number = len(groups)
     rule_ids = backend.create_rule(
-        RuleRequest(
-            dids=tuple((scope, name) for name in sorted(remaining)),
+        backend.restage_request(
+            files=[(scope, name) for name in sorted(remaining)],
             rse_expression=destination,
-            source_replica_expression=excluding(avoid) if avoid else None,
+            avoid_source=avoid or None,
             lifetime=int(request_metadata.get("lifetime") or 0) or None,
             comment=f"idds processing {processing.pk} restage {number}",
         )
@@ -166,11 +165,11 @@ def _restage(
 
 def _next_poll_in(backend: StagingBackend, groups: list[dict[str, Any]], restage_at: datetime | None) -> float | None:
     """Seconds until the next lock change or re-stage is due, if the backend can tell."""
-    upcoming = backend.next_change_at(rule_id for group in groups for rule_id in group["rule_ids"])
-    if upcoming is None:
+    upcoming = [backend.next_change_at(group["rule_ids"], after=_parse(group.get("since"))) for group in groups]
+    if None in upcoming:
         # The backend cannot tell (Rucio): the carrier's back-off decides.
         return None
-    candidates = [backend.seconds_until(upcoming)]
+    candidates = [backend.seconds_until(moment) for moment in upcoming]
     if restage_at is not None:
         candidates.append(backend.seconds_until(restage_at))
     return min(min(candidates) + EVENT_MARGIN_SECONDS, settings.IDDS_POLL_MAX_SECONDS)

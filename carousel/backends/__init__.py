@@ -14,5 +14,7 @@ BACKENDS = {
 
 
 def get_backend() -> StagingBackend:
-    """A backend instance for the configured ``IDDS_STAGING_BACKEND``."""
-    return import_string(BACKENDS[settings.IDDS_STAGING_BACKEND])()
+    """A backend instance for the configured ``IDDS_STAGING_BACKEND`` (built from the settings)."""
+    backend_class = import_string(BACKENDS[settings.IDDS_STAGING_BACKEND])
+    from_settings = getattr(backend_class, "from_settings", None)
+    return from_settings() if from_settings is not None else backend_class()

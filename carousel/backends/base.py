@@ -10,7 +10,7 @@ later) or ``PermanentError`` (give up with the reason).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,6 +103,29 @@ class StagingBackend(ABC):
         """The source RSE a stuck file was being read from, when the backend knows."""
         return lock.source or None
 
+    def restage_request(
+        self,
+        *,
+        files: Sequence[tuple[str, str]],
+        rse_expression: str,
+        avoid_source: str | None,
+        copies: int = 1,
+        activity: str = "Staging",
+        lifetime: int | None = None,
+        comment: str = "",
+    ) -> RuleRequest:
+        """The rule that re-stages stuck ``files`` from any source but ``avoid_source`` (one rule per file)."""
+        return RuleRequest(
+            dids=tuple(files),
+            rse_expression=rse_expression,
+            copies=copies,
+            source_replica_expression=f"*\\{avoid_source}" if avoid_source else None,
+            lifetime=lifetime,
+            grouping="NONE",
+            activity=activity,
+            comment=comment,
+        )
+
     def list_locks_many(self, rule_ids: Iterable[str], *, since: datetime | None = None) -> Iterable[LockInfo]:
         """Locks of several rules (re-stage rules come one per file); backends may do it in one call."""
         for rule_id in rule_ids:
@@ -115,8 +138,9 @@ class StagingBackend(ABC):
         source = max(set(sources), key=sources.count) if sources else ""
         return DatasetSummary(files=len(files), bytes=sum(f.bytes for f in files), source=source)
 
-    def next_change_at(self, rule_ids: Iterable[str]) -> datetime | None:
-        """When (backend clock) a lock of these rules changes next, if the backend can tell."""
+    def next_change_at(self, rule_ids: Iterable[str], *, after: datetime | None = None) -> datetime | None:
+        """When (backend clock) a lock of these rules changes next after ``after`` (the caller's cursor;
+        None = ever), if the backend can tell; a time already past means "poll again now"."""
         return None
 
     def seconds_until(self, moment: datetime) -> float:

@@ -41,8 +41,8 @@ class SimulatorBackend(StagingBackend):
     def delete_rule(self, rule_id: str) -> None:
         rules.rule_delete(rule_id)
 
-    def next_change_at(self, rule_ids: Iterable[str]) -> datetime | None:
-        return rules.next_event_at(list(rule_ids))
+    def next_change_at(self, rule_ids: Iterable[str], *, after: datetime | None = None) -> datetime | None:
+        return rules.next_event_at(list(rule_ids), after=after)
 
     def seconds_until(self, moment: datetime) -> float:
         clock = current_clock()

@@ -65,3 +65,12 @@ def current_clock() -> Clock:
                 row.real_origin, row.sim_origin, row.scale = now, reached, scale
                 row.save()
     return Clock(row.real_origin, row.sim_origin, row.scale)
+
+
+def stored_clock() -> Clock:
+    """The clock as the service's processes anchored it, without re-anchoring it to this process's
+    scale: for observers (progress bars, benchmarks) that may run with another setting."""
+    row = SimClock.objects.filter(pk=1).first()
+    if row is None:
+        return current_clock()
+    return Clock(row.real_origin, row.sim_origin, row.scale)

@@ -22,7 +22,3 @@ def rse_matches(expression: str | None, rse: str) -> bool:
         return False
     return not any(rse in _terms(part) for part in excluded)
 
-
-def excluding(rse: str) -> str:
-    """The expression for every RSE except ``rse``."""
-    return f"*\\{rse}"

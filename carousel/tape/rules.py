@@ -50,18 +50,19 @@ def dataset_summary(scope: str, name: str) -> DatasetSummary:
     return DatasetSummary(files=dataset.total_files, bytes=dataset.total_bytes, source=dataset.library.name)
 
 
-def next_event_at(rule_ids: Sequence[str], *, clock: Clock | None = None) -> datetime | None:
-    """The first lock event of these rules still ahead of the simulated now (far future: none left)."""
+def next_event_at(rule_ids: Sequence[str], *, after: datetime | None = None) -> datetime:
+    """The first lock event of these rules after ``after`` (far future: none left).
+
+    Measured from the caller's cursor, not from now: an event that became due between the
+    caller's listing and this call comes back (in the past), so the caller polls again at once
+    instead of sleeping past it.
+    """
     if not rule_ids:
         return FAR_FUTURE
-    horizon = (clock or current_clock()).horizon()
-    row = (
-        SimLock.objects.filter(rule_id__in=rule_ids, event_at__gt=horizon, rule__deleted_at__isnull=True)
-        .order_by("event_at")
-        .values_list("event_at", flat=True)
-        .first()
-    )
-    return row or FAR_FUTURE
+    locks = SimLock.objects.filter(rule_id__in=rule_ids, rule__deleted_at__isnull=True)
+    if after is not None:
+        locks = locks.filter(event_at__gt=after)
+    return locks.order_by("event_at").values_list("event_at", flat=True).first() or FAR_FUTURE
 
 
 def _ts(moment: datetime | None) -> float:

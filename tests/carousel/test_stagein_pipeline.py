@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from carousel.backends.base import RuleRequest
+from carousel.backends.simulator import SimulatorBackend
 from carousel.models import SimLock, SimRule
 from carousel.tape.clock import current_clock
 from carousel.throttle import inflight
@@ -16,19 +18,7 @@ from requests_app.models.statuses import (
 from tests.conftest import wait_for
 
 
-def finished(request_id: int, status: int = RequestStatus.FINISHED, timeout: float = 30) -> Request:
-    try:
-        return _finished(request_id, status, timeout)
-    except AssertionError:
-        from carousel.models import SimClock
-        print("DEBUG requests", list(Request.objects.values_list("pk", "status")))
-        print("DEBUG procs", list(Processing.objects.values_list("pk", "status", "next_poll_at", "claimed_until", "processing_metadata", "errors")))
-        print("DEBUG clock", list(SimClock.objects.values()), current_clock().sim_now(), current_clock().horizon())
-        print("DEBUG locks", list(SimLock.objects.values_list("event_at", "fails"))[:40])
-        raise
-
-
-def _finished(request_id, status, timeout):
+def finished(request_id: int, status: int = RequestStatus.FINISHED, timeout: float = 90) -> Request:
     return wait_for(
         lambda: Request.objects.filter(pk=request_id, status=status).first(),
         timeout=timeout,
@@ -221,3 +211,32 @@ def test_it_joins_a_duplicate_request_to_the_live_transform(celery_worker, setti
     assert len(announced_files(first)) == 10
     assert Content.objects.filter(collection__relation_type=CollectionRelationType.OUTPUT).count() == 10
     assert Content.objects.filter(status=ContentStatus.AVAILABLE).count() == 10
+
+
+def test_it_adopts_the_rule_the_workload_system_created(celery_worker, settings, tape_catalogue, api):
+    # given: a rule made outside the service, as JEDI does before asking iDDS to watch it
+    settings.IDDS_TAPE_TIME_SCALE = 0.0
+    (spec,) = tape_catalogue(files=12)
+    (rule_id,) = SimulatorBackend().create_rule(
+        RuleRequest(dids=((spec.scope, spec.name),), rse_expression="JEDI_DISK")
+    )
+
+    # when
+    response = api.post(
+        "/api/v1/requests/",
+        {
+            "request_type": 2,
+            "scope": spec.scope,
+            "name": spec.name,
+            "request_metadata": {"workload_id": 99, "rule_id": rule_id},
+        },
+        format="json",
+    )
+
+    # then
+    assert response.status_code == 201, response.content
+    request_id = response.json()["request_id"]
+    finished(request_id)
+    assert SimRule.objects.count() == 1
+    assert Processing.objects.get(request_id=request_id).external_id == rule_id
+    assert len(announced_files(request_id)) == 12

@@ -1,0 +1,64 @@
+"""Nevergrad ask/tell, run in nevergrad's own virtual environment through the generator-program contract.
+
+Nevergrad and bayes-opt 3 cannot share one environment (STACK.md), so this generator runs
+``hpo/runners/nevergrad_runner.py`` with the venv's interpreter (``hpo.nevergrad_env``, created on first use or by
+``manage.py setup_nevergrad``) exactly like a user's program: %IN with the history, %OUT with the new points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hpo.generators.base import History
+from hpo.generators.program import ProgramGenerator, ProgramSpec, run_program
+from hpo.nevergrad_env import default_venv_path, ensure_venv
+from hpo.space import Point
+
+#: Outside hpo/generators: run as a script, its directory goes first on sys.path, where our ``nevergrad.py`` and
+#: ``random.py`` would shadow the real packages. ``-I`` keeps PYTHONPATH and user site-packages out as well.
+RUNNER = Path(__file__).resolve().parent.parent / "runners" / "nevergrad_runner.py"
+
+
+class NevergradGenerator(ProgramGenerator):
+    """Options: ``optimizer`` (a name from ``nevergrad.optimizers.registry``, default ``NGOpt``), ``timeout``,
+    ``memory_mb``, ``venv`` (path; default ``HPO_NEVERGRAD_VENV`` or ``var/nevergrad-venv``)."""
+
+    name = "nevergrad"
+    version = "1"
+    default_options: ClassVar[dict[str, Any]] = {
+        "optimizer": "NGOpt",
+        "timeout": 300.0,
+        "memory_mb": 4096,
+        "venv": None,
+        "work_root": None,
+    }
+
+    def __init__(self, space, *, seed: int = 0, options=None) -> None:
+        # Skips ProgramGenerator.__init__: the program is fixed, only these options apply.
+        super(ProgramGenerator, self).__init__(space, seed=seed, options=options)
+        self._venv = Path(self.options["venv"]) if self.options["venv"] else default_venv_path()
+
+    def _spec(self) -> ProgramSpec:
+        python = ensure_venv(self._venv)
+        return ProgramSpec(
+            executable=str(python),
+            arguments=f"-I {RUNNER} %IN %OUT",
+            timeout=float(self.options["timeout"]),
+            memory_mb=self.options["memory_mb"],
+            work_root=self.options["work_root"],
+        )
+
+    def generate(self, history: History, num_points: int, max_points: int) -> list[Point]:
+        """One run of the runner in the nevergrad venv."""
+        wanted = self.budget(history, num_points, max_points)
+        if wanted == 0:
+            return []
+        payload = {
+            "points": [[point, loss] for point, loss in history],
+            "opt_space": self.space.to_native(),
+            "num_points": wanted,
+            "nevergrad": {"optimizer": self.options["optimizer"], "seed": self.seed, "budget": max_points},
+        }
+        output = run_program(self._spec(), payload, num_points=wanted, max_points=max_points)
+        return self.accept_output(output, history, wanted)

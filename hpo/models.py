@@ -1,0 +1,68 @@
+"""HPO state beside the core tables: point leases and generator runs.
+
+A point is a ``Content`` of the study's output collection (name "0", "1", ...; ``details`` holds parameters,
+loss, metrics and provenance). What the core tables have no place for lives here.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from requests_app.models import Content, Processing, Transform
+
+
+class PointLease(models.Model):
+    """A point checked out to a named worker until ``expires_at``; heartbeats push the expiry.
+
+    An expired lease returns the point to the pool (``hpo.services.leases_expire``), so a worker that died
+    holds nothing for longer than its lease.
+    """
+
+    content = models.OneToOneField(Content, on_delete=models.CASCADE, primary_key=True, related_name="hpo_lease")
+    transform = models.ForeignKey(Transform, on_delete=models.CASCADE, related_name="hpo_leases")
+    worker = models.CharField(max_length=255)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    heartbeats = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # leases_expire: the sweep looks for expired leases across all studies.
+            models.Index(fields=["expires_at"], name="hpo_lease_expiry"),
+            models.Index(fields=["transform", "worker"], name="hpo_lease_worker"),
+        ]
+
+    def __str__(self) -> str:
+        return f"point {self.content_id} leased to {self.worker} until {self.expires_at:%H:%M:%S}"
+
+
+class Generation(models.Model):
+    """The outcome of one generator run (one processing): its points, or why it failed.
+
+    Kept apart from ``processing_metadata`` because the generator task finishes concurrently with the carrier
+    committing the processing's submission; separate rows mean neither write can overwrite the other.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    processing = models.OneToOneField(
+        Processing, on_delete=models.CASCADE, primary_key=True, related_name="hpo_generation"
+    )
+    transform = models.ForeignKey(Transform, on_delete=models.CASCADE, related_name="hpo_generations")
+    number = models.IntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    points = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["transform", "number"]
+
+    def __str__(self) -> str:
+        return f"generation {self.number} of transform {self.transform_id} ({self.status})"

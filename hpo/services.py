@@ -1,0 +1,406 @@
+"""The life of HPO points: checkout under a lease, heartbeat, report, failure, invalidation, expiry.
+
+A point is a ``Content`` of the study's output collection; its statuses mean:
+
+    New         free, awaiting a worker        Processing   leased to a worker
+    Available   loss reported                  FinalFailed  failed more than ``point_retries`` times
+    Deleted     invalidated (kept for audit, hidden from generators)
+
+Status moves go through ``contents_apply_updates`` so collection counters and the ``file_hyperparameteropt``
+messages change in the same transaction. Every change that can start a new generation or end the study
+enqueues the roll-up after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from hpo.models import Generation, PointLease
+from hpo.study import StudyConfig
+from requests_app.errors import ApplicationError, ConflictError, NotFoundError
+from requests_app.models import Collection, Content, Request, Transform
+from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, ContentStatus
+from requests_app.services.contents import contents_apply_updates
+from requests_app.worktypes.base import ContentUpdate
+from requests_app.worktypes.registry import get_work_type
+
+CS = ContentStatus
+#: Points a worker may take in one checkout.
+MAX_CHECKOUT = 100
+#: A worker id is echoed in leases and audit entries.
+MAX_WORKER_LENGTH = 255
+
+
+def point_path(parameters: dict[str, Any], loss: float | None) -> str:
+    """The ``path`` of a point's file message: ``[{params}, loss]`` as JSON (IDDS_REFERENCE.md §2)."""
+    return json.dumps([parameters, loss])
+
+
+def study_for_request(request_id: int) -> Transform:
+    """The HPO transform of a request, or NotFoundError."""
+    transform = (
+        Transform.objects.select_related("request")
+        .filter(request_id=request_id, transform_type=4)
+        .order_by("id")
+        .first()
+    )
+    if transform is None:
+        raise NotFoundError(f"request {request_id} has no hyperparameter-optimisation study")
+    return transform
+
+
+def output_collection(transform: Transform) -> Collection:
+    """The collection whose contents are the study's points."""
+    collection = Collection.objects.filter(transform=transform, relation_type=CollectionRelationType.OUTPUT).first()
+    if collection is None:
+        raise NotFoundError(f"the study of request {transform.request_id} is not planned yet; try again shortly")
+    return collection
+
+
+def _config(transform: Transform) -> StudyConfig:
+    return StudyConfig.from_metadata(transform.request.request_metadata)
+
+
+def _enqueue_rollup(transform: Transform) -> None:
+    from requests_app.tasks import rollup_transform as rollup_transform_task
+
+    rollup_transform_task.delay_on_commit(transform.pk)
+
+
+def _apply(transform: Transform, collection: Collection, updates: list[ContentUpdate]) -> int:
+    return contents_apply_updates(
+        transform=transform,
+        collections={CollectionRelationType.OUTPUT: collection},
+        updates=updates,
+        work_type=get_work_type(4),
+    )
+
+
+def _check_worker(worker: Any) -> str:
+    if not isinstance(worker, str) or not worker.strip() or len(worker) > MAX_WORKER_LENGTH:
+        raise ApplicationError(f"worker must be a non-empty name of at most {MAX_WORKER_LENGTH} characters")
+    return worker.strip()
+
+
+def _locked_point(transform: Transform, name: str) -> Content:
+    point = (
+        Content.objects.select_for_update()
+        .filter(
+            collection__transform=transform, collection__relation_type=CollectionRelationType.OUTPUT, name=str(name)
+        )
+        .first()
+    )
+    if point is None:
+        raise NotFoundError(f"study {transform.request_id} has no point {name!r}")
+    return point
+
+
+def _lease_of(point: Content) -> PointLease | None:
+    return PointLease.objects.filter(content=point).first()
+
+
+# --- checkout and heartbeat ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def points_checkout(
+    *, transform: Transform, worker: str, count: int = 1, lease_seconds: int | None = None
+) -> list[Content]:
+    """Lease up to ``count`` free points to ``worker`` (oldest first); ``[]`` when none is free.
+
+    ``select_for_update(skip_locked=True)`` lets concurrent workers take different points without waiting.
+    """
+    worker = _check_worker(worker)
+    if not 1 <= int(count) <= MAX_CHECKOUT:
+        raise ApplicationError(f"count must be between 1 and {MAX_CHECKOUT}")
+    if transform.status in REQUEST_TERMINAL or not Collection.objects.filter(transform=transform).exists():
+        return []
+    seconds = lease_seconds or _config(transform).lease_seconds
+    collection = output_collection(transform)
+    free = list(
+        Content.objects.filter(collection=collection, status=CS.NEW)
+        .order_by("id")
+        .select_for_update(skip_locked=True, of=("self",))[: int(count)]
+    )
+    if not free:
+        return []
+    now = timezone.now()
+    _apply(transform, collection, [ContentUpdate(name=p.name, status=CS.PROCESSING) for p in free])
+    PointLease.objects.filter(content__in=free).delete()
+    PointLease.objects.bulk_create(
+        [
+            PointLease(
+                content=p,
+                transform=transform,
+                worker=worker,
+                leased_at=now,
+                expires_at=now + timedelta(seconds=seconds),
+            )
+            for p in free
+        ]
+    )
+    for point in free:
+        point.status = CS.PROCESSING
+    return free
+
+
+@transaction.atomic
+def point_heartbeat(*, transform: Transform, name: str, worker: str, lease_seconds: int | None = None) -> PointLease:
+    """Extend ``worker``'s lease on a point; ConflictError if the lease is gone or someone else's."""
+    worker = _check_worker(worker)
+    if transform.status in REQUEST_TERMINAL:
+        raise ConflictError(f"the study has ended ({transform.get_status_display()}); stop working on point {name}")
+    point = _locked_point(transform, name)
+    lease = _lease_of(point)
+    if lease is None or lease.worker != worker or point.status != CS.PROCESSING:
+        holder = f"it is leased to {lease.worker}" if lease else f"it is {CS(point.status).label}"
+        raise ConflictError(f"point {name} is no longer leased to {worker}: {holder}; a late report is still recorded")
+    seconds = lease_seconds or _config(transform).lease_seconds
+    lease.expires_at = timezone.now() + timedelta(seconds=seconds)
+    lease.heartbeats = F("heartbeats") + 1
+    lease.save(update_fields=["expires_at", "heartbeats"])
+    lease.refresh_from_db()
+    return lease
+
+
+# --- reports ---------------------------------------------------------------------------------------------
+
+
+def _check_loss(loss: Any) -> float:
+    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
+        raise ApplicationError(
+            f"loss must be a finite number, got {loss!r}", extra={"errors": {"loss": "not a finite number"}}
+        )
+    return float(loss)
+
+
+@transaction.atomic
+def point_report(
+    *, transform: Transform, name: str, loss: Any, worker: str = "", metrics: dict[str, Any] | None = None
+) -> tuple[Content, bool]:
+    """Record a point's loss; returns (point, changed).
+
+    Idempotent: the same loss again changes nothing; a different loss for an evaluated point is a
+    ConflictError. A late report (the lease expired and the point went back to the pool, or failed for good)
+    is recorded all the same: the evaluation happened and is worth keeping.
+    """
+    loss = _check_loss(loss)
+    point = _locked_point(transform, name)
+    details = dict(point.details or {})
+    if point.status == CS.AVAILABLE:
+        if details.get("loss") == loss:
+            return point, False
+        raise ConflictError(
+            f"point {name} already has loss {details.get('loss')}; a different loss ({loss}) is refused",
+            extra={"loss": details.get("loss")},
+        )
+    if point.status == CS.DELETED:
+        raise ConflictError(f"point {name} was invalidated; its loss is no longer accepted")
+    lease = _lease_of(point)
+    now = timezone.now()
+    late = lease is None or (worker and lease.worker != worker)
+    details.update(
+        loss=loss,
+        metrics=metrics or {},
+        reported_by=worker or None,
+        reported_at=now.isoformat(),
+        late=bool(late and point.status != CS.NEW),
+    )
+    collection = output_collection(transform)
+    if point.status == CS.FINAL_FAILED:
+        # The table only lets a final failure restart; step through New so counters stay right.
+        _apply(transform, collection, [ContentUpdate(name=point.name, status=CS.NEW)])
+    _apply(
+        transform,
+        collection,
+        [
+            ContentUpdate(
+                name=point.name, status=CS.AVAILABLE, path=point_path(details["parameters"], loss), details=details
+            )
+        ],
+    )
+    PointLease.objects.filter(content=point).delete()
+    _enqueue_rollup(transform)
+    point.refresh_from_db()
+    return point, True
+
+
+@transaction.atomic
+def point_fail(*, transform: Transform, name: str, worker: str, message: str = "") -> Content:
+    """A worker could not evaluate the point: reissue it, or fail it for good after ``point_retries``."""
+    worker = _check_worker(worker)
+    point = _locked_point(transform, name)
+    if point.status in (CS.AVAILABLE, CS.DELETED, CS.FINAL_FAILED):
+        raise ConflictError(f"point {name} is {CS(point.status).label}; a failure report does not apply")
+    lease = _lease_of(point)
+    if lease is not None and lease.worker != worker:
+        raise ConflictError(f"point {name} is leased to {lease.worker}, not {worker}")
+    _return_points(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
+    _enqueue_rollup(transform)
+    point.refresh_from_db()
+    return point
+
+
+@transaction.atomic
+def point_release(*, transform: Transform, name: str, worker: str) -> Content:
+    """A worker gives a leased point back unevaluated (it is shutting down): New again, no retry spent."""
+    worker = _check_worker(worker)
+    point = _locked_point(transform, name)
+    lease = _lease_of(point)
+    if lease is None or lease.worker != worker:
+        raise ConflictError(f"point {name} is not leased to {worker}")
+    _apply(transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.NEW)])
+    lease.delete()
+    point.refresh_from_db()
+    return point
+
+
+@transaction.atomic
+def point_invalidate(*, transform: Transform, name: str, reason: str = "") -> Content:
+    """Hide a point from the generators (and the budget) while keeping it for audit; idempotent."""
+    point = _locked_point(transform, name)
+    if point.status == CS.DELETED:
+        return point
+    details = {**(point.details or {}), "invalidated": {"reason": reason[:2000], "at": timezone.now().isoformat()}}
+    _apply(
+        transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.DELETED, details=details)]
+    )
+    PointLease.objects.filter(content=point).delete()
+    _enqueue_rollup(transform)
+    point.refresh_from_db()
+    return point
+
+
+def _return_points(transform: Transform, points: list[Content], *, reason: str) -> None:
+    """Give points back to the pool, or fail those out of retries (inside the caller's transaction)."""
+    budget = _config(transform).point_retries
+    collection = output_collection(transform)
+    now = timezone.now().isoformat()
+    updates = []
+    for point in points:
+        attempts = point.retries + 1
+        failures = [*(point.details or {}).get("failures", []), {"at": now, "reason": reason}][-10:]
+        status = CS.NEW if attempts <= budget else CS.FINAL_FAILED
+        updates.append(ContentUpdate(name=point.name, status=status, details={"failures": failures}))
+    Content.objects.filter(pk__in=[p.pk for p in points]).update(retries=F("retries") + 1)
+    _apply(transform, collection, updates)
+    PointLease.objects.filter(content__in=points).delete()
+
+
+# --- the sweep -------------------------------------------------------------------------------------------
+
+
+def leases_expire(*, limit: int = 1000) -> int:
+    """Return points whose lease expired to the pool (or fail them); one transaction per study."""
+    expired = list(
+        PointLease.objects.filter(expires_at__lt=timezone.now())
+        .order_by("expires_at")
+        .values_list("transform_id", flat=True)[:limit]
+    )
+    returned = 0
+    for transform_id in sorted(set(expired)):
+        with transaction.atomic():
+            transform = Transform.objects.select_related("request").get(pk=transform_id)
+            points = list(
+                Content.objects.select_for_update(skip_locked=True)
+                .filter(hpo_lease__transform=transform, hpo_lease__expires_at__lt=timezone.now())
+                .select_related("hpo_lease")
+            )
+            if not points:
+                continue
+            if transform.status in REQUEST_TERMINAL:
+                PointLease.objects.filter(content__in=points).delete()
+                continue
+            workers = Counter(p.hpo_lease.worker for p in points)
+            _return_points(transform, points, reason=f"lease expired ({', '.join(sorted(workers))})")
+            _enqueue_rollup(transform)
+            returned += len(points)
+    return returned
+
+
+def leases_release_ended() -> int:
+    """Release the leases of studies that ended (finished, failed, aborted) while points were out."""
+    ended = set(
+        PointLease.objects.filter(transform__status__in=REQUEST_TERMINAL).values_list("transform_id", flat=True)
+    )
+    return sum(leases_release(transform=Transform.objects.get(pk=pk)) for pk in ended)
+
+
+def studies_time_out() -> int:
+    """Finish live studies that received no loss for ``study_timeout`` seconds (roll-up decides how)."""
+    from requests_app.models.statuses import RequestStatus
+
+    live = Transform.objects.filter(transform_type=4, status=RequestStatus.TRANSFORMING).select_related("request")
+    enqueued = 0
+    for transform in live:
+        config = _config(transform)
+        if study_idle_seconds(transform) >= config.study_timeout:
+            transaction.on_commit(lambda pk=transform.pk: _rollup_now(pk))
+            enqueued += 1
+    return enqueued
+
+
+def _rollup_now(transform_id: int) -> None:
+    from requests_app.tasks import rollup_transform as rollup_transform_task
+
+    rollup_transform_task.delay(transform_id)
+
+
+def study_idle_seconds(transform: Transform) -> float:
+    """Seconds since the last loss arrived (or since the study started)."""
+    last = (
+        Content.objects.filter(collection__transform=transform, status=CS.AVAILABLE)
+        .order_by("-status_changed_at")
+        .values_list("status_changed_at", flat=True)
+        .first()
+    )
+    since = last or transform.created_at
+    return (timezone.now() - since).total_seconds()
+
+
+def leases_release(*, transform: Transform) -> int:
+    """Abort: drop every lease of the study and put leased points back to New (so nothing stays held)."""
+    with transaction.atomic():
+        points = list(Content.objects.filter(hpo_lease__transform=transform))
+        if points:
+            _apply(transform, output_collection(transform), [ContentUpdate(name=p.name, status=CS.NEW) for p in points])
+        return PointLease.objects.filter(transform=transform).delete()[0]
+
+
+# --- reads -----------------------------------------------------------------------------------------------
+
+
+def study_summary(*, transform: Transform) -> dict[str, Any]:
+    """Best point and loss, counts per status, generations: what a dashboard or a worker needs."""
+    collection = output_collection(transform)
+    counts = Counter(Content.objects.filter(collection=collection).values_list("status", flat=True))
+    best = (
+        Content.objects.filter(collection=collection, status=CS.AVAILABLE)
+        .order_by("details__loss", "id")
+        .values("name", "details")
+        .first()
+    )
+    generations = list(Generation.objects.filter(transform=transform).values("number", "status", "error", "seconds"))
+    request: Request = transform.request
+    return {
+        "request_id": request.pk,
+        "transform_id": transform.pk,
+        "workload_id": transform.workload_id,
+        "status": request.get_status_display(),
+        "finished": transform.status in REQUEST_TERMINAL,
+        "best": {"id": best["name"], "parameters": best["details"]["parameters"], "loss": best["details"]["loss"]}
+        if best
+        else None,
+        "counts": {CS(status).label: n for status, n in sorted(counts.items())},
+        "points": sum(n for s, n in counts.items() if s != CS.DELETED),
+        "max_points": _config(transform).max_points,
+        "generations": generations,
+    }

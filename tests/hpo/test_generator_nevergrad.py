@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from hpo.generators.nevergrad import NevergradGenerator
+from hpo.nevergrad_env import default_venv_path, ensure_venv
+from hpo.space import parse_space
+from tests.hpo.conftest import quadratic, run_study
+
+SPACE = {
+    "x": {"type": "Scalar", "bounds": [0, 1]},
+    "y": {"type": "Scalar", "bounds": [0, 1]},
+    "act": {"type": "Choice", "params": {"choices": ["relu", "tanh"]}},
+    "n": {"type": "Scalar", "params": {"lower": 1, "upper": 4, "integer": True}},
+    "lr": {"type": "Log", "params": {"lower": 1e-4, "upper": 1e-1}},
+    "w": {"type": "Array", "params": {"shape": [2]}, "bounds": [-1, 1]},
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nevergrad_venv():
+    """Nevergrad lives in its own venv (it pins an old bayes-opt); build it once if this machine lacks it."""
+    return ensure_venv(default_venv_path())
+
+
+def test_it_proposes_valid_points_of_every_type():
+    # given
+    space = parse_space(SPACE)
+
+    # when
+    points = NevergradGenerator(space, seed=1).generate([], 4, 20)
+
+    # then
+    assert len(points) == 4
+    for point in points:
+        assert space.validate_point(point) == point
+
+
+def test_it_is_reproducible_with_a_seed_and_skips_pending_points():
+    # given
+    space = parse_space(SPACE)
+    first = NevergradGenerator(space, seed=5).generate([], 3, 20)
+    history = [(first[0], 1.0), (first[1], None), (first[2], None)]
+
+    # when
+    second = NevergradGenerator(space, seed=5).generate(history, 3, 20)
+    again = NevergradGenerator(space, seed=5).generate(history, 3, 20)
+
+    # then
+    assert second == again
+    assert not {space.key(p) for p in first} & {space.key(p) for p in second}
+
+
+def test_it_improves_on_a_smooth_loss_and_stops_at_the_budget():
+    # given
+    space = parse_space({"x": [0.0, 1.0], "y": [0.0, 1.0]})
+
+    # when
+    history = run_study(NevergradGenerator(space, seed=0), quadratic, max_points=30, batch=10)
+
+    # then
+    assert len(history) == 30
+    assert min(loss for _, loss in history[20:]) < min(loss for _, loss in history[:10])

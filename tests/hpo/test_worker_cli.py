@@ -1,0 +1,85 @@
+"""The worker CLI against a live server (real HTTP, real Celery worker)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from requests_app.models import Content, Request
+from requests_app.models.statuses import ContentStatus, RequestStatus
+from tests.conftest import wait_for
+from tests.hpo.study_helpers import stop_live_studies, submit
+
+pytestmark = pytest.mark.urls("hpo.api.project_urls")
+CLI = Path(__file__).resolve().parents[2] / "hpo" / "worker_cli.py"
+
+
+@pytest.fixture(autouse=True)
+def _stop_studies(celery_worker):
+    yield
+    stop_live_studies()
+
+
+def cli(live_server, user, request_id: int, *command: str, worker: str = "cli-1") -> list[str]:
+    token, _ = Token.objects.get_or_create(user=user)
+    return [
+        sys.executable, str(CLI), "--url", live_server.url, "--token", token.key, "--study", str(request_id),
+        "--worker", worker, "--idle", "0.2", "--heartbeat", "0.5", "--", *command,
+    ]  # fmt: skip
+
+
+def test_it_evaluates_points_until_the_study_is_finished(live_server, api, user, tmp_path):
+    # given a training script that reads the point three ways
+    train = tmp_path / "train.py"
+    train.write_text(
+        "import json, os, sys\n"
+        "point = json.loads(os.environ['HPO_POINT'])\n"
+        "assert json.load(open(sys.argv[2])) == point\n"
+        "assert float(sys.argv[1]) == point['x']\n"
+        "print('epoch 1 ...')\n"
+        "print(json.dumps({'loss': (point['x'] - 0.3) ** 2, 'accuracy': 0.9}))\n"
+    )
+    request_id = submit(api, max_points=5, num_points_per_generation=3)
+
+    # when
+    done = subprocess.run(
+        cli(live_server, user, request_id, sys.executable, str(train), "{x}", "%POINT_FILE"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    # then
+    assert done.returncode == 0, done.stderr
+    assert "evaluated 5 point(s)" in done.stdout
+    assert Request.objects.get(pk=request_id).status == RequestStatus.FINISHED
+    points = Content.objects.filter(collection__request_id=request_id, collection__relation_type=1)
+    assert all(p.status == ContentStatus.AVAILABLE and p.details["metrics"]["accuracy"] == 0.9 for p in points)
+    assert all(p.details["loss"] == pytest.approx((p.details["parameters"]["x"] - 0.3) ** 2) for p in points)
+
+
+def test_it_gives_the_point_back_on_sigterm(live_server, api, user):
+    # given a worker busy on a long training
+    request_id = submit(api, max_points=5)
+    process = subprocess.Popen(
+        cli(live_server, user, request_id, sys.executable, "-c", "import time; time.sleep(60)"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    busy = wait_for(
+        lambda: Content.objects.filter(collection__request_id=request_id, status=ContentStatus.PROCESSING).first(),
+        what="a point in training",
+    )
+
+    # when
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=30)
+
+    # then
+    assert process.returncode == 0
+    assert f"point {busy.name}: given back" in stdout
+    busy.refresh_from_db()
+    assert busy.status == ContentStatus.NEW
+    assert busy.retries == 0
