@@ -34,11 +34,11 @@ def _number(value: Any, *, low: float, high: float, integer: bool) -> float | in
 
 
 def setting_max_waiting_time() -> int:
-    return int(getattr(settings, "IDDS_CAROUSEL_MAX_WAITING_TIME", DEFAULT_MAX_WAITING_TIME))
+    return settings.IDDS_CAROUSEL_MAX_WAITING_TIME
 
 
 def setting_max_extra_rules() -> int:
-    return int(getattr(settings, "IDDS_CAROUSEL_MAX_EXTRA_RULES", DEFAULT_MAX_EXTRA_RULES))
+    return settings.IDDS_CAROUSEL_MAX_EXTRA_RULES
 
 
 def clean_stagein_metadata(metadata: dict[str, Any], request_fields: dict[str, Any]) -> dict[str, Any]:

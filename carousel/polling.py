@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from carousel.backends.base import StagingBackend
-from requests_app.models import Content, Processing
+from requests_app.models import Collection, Content, Processing
 from requests_app.models.statuses import CollectionRelationType, ContentStatus
 
 # Contents still waiting for their file (not Available, not finally failed).
@@ -87,6 +87,14 @@ def _collect(
     return landed
 
 
+def pending_estimate(processing: Processing) -> int:
+    """Files not yet Available nor failed, from the output collection's counters (one row)."""
+    counters = Collection.objects.filter(
+        transform_id=processing.transform_id, relation_type=CollectionRelationType.OUTPUT
+    ).values_list("total_files", "processed_files", "failed_files")
+    return sum(total - processed - failed for total, processed, failed in counters)
+
+
 def poll_stagein(
     *, backend: StagingBackend, processing: Processing, request_metadata: dict[str, Any], source: str
 ) -> PollOutcome:
@@ -96,25 +104,36 @@ def poll_stagein(
     stuck: dict[str, int] = dict(meta.get("stuck", {}))
     landed = _collect(backend, groups, stuck)
     landed_names = list(dict.fromkeys(name for _, name in landed))
-    remaining = pending_names(processing) - set(landed_names)
-    for name in list(stuck):
-        if name not in remaining:
-            stuck.pop(name)
-    max_extra = int(request_metadata.get("max_extra_rules", 1))
-    outcome = PollOutcome(landed=landed_names)
-    exhausted = len(groups) - 1 >= max_extra
-    if exhausted:
-        # No rule left to try: a file stuck in the last group has failed for good.
-        last = len(groups) - 1
-        outcome.final_failed = sorted(name for name, index in stuck.items() if index == last)
-        remaining -= set(outcome.final_failed)
+    exhausted = len(groups) - 1 >= int(request_metadata.get("max_extra_rules", 1))
     due_at = _parse(groups[-1]["created_at"]) + timedelta(seconds=float(request_metadata["max_waiting_time"]))
-    if remaining and not exhausted and backend.now() >= due_at:
-        outcome.note = _restage(backend, processing, groups, remaining, stuck, request_metadata, source)
-        stuck = {name: index for name, index in stuck.items() if name not in remaining}
-    outcome.remaining = len(remaining)
-    outcome.metadata = {"rules": groups, "stuck": stuck, "stuck_count": len(stuck), "remaining_files": len(remaining)}
-    if remaining:
+    restage_due = not exhausted and backend.now() >= due_at
+    outcome = PollOutcome(landed=landed_names)
+    # The counters say how many files are missing; the names are needed only to finish, to fail
+    # stuck files or to re-stage. The estimate never overshoots (a file announced twice only
+    # lowers it), so "nothing missing" is always checked against the names.
+    estimate = pending_estimate(processing) - len(landed_names)
+    if estimate > 0 and not restage_due and not (exhausted and stuck):
+        remaining_count = estimate
+    else:
+        remaining = pending_names(processing) - set(landed_names)
+        stuck = {name: index for name, index in stuck.items() if name in remaining}
+        if exhausted:
+            # No rule left to try: a file stuck in the last group has failed for good.
+            last = len(groups) - 1
+            outcome.final_failed = sorted(name for name, index in stuck.items() if index == last)
+            remaining -= set(outcome.final_failed)
+        if remaining and restage_due:
+            outcome.note = _restage(backend, processing, groups, remaining, stuck, request_metadata, source)
+            stuck = {name: index for name, index in stuck.items() if name not in remaining}
+        remaining_count = len(remaining)
+    outcome.remaining = remaining_count
+    outcome.metadata = {
+        "rules": groups,
+        "stuck": stuck,
+        "stuck_count": len(stuck),
+        "remaining_files": remaining_count,
+    }
+    if remaining_count:
         outcome.next_poll_in = _next_poll_in(backend, groups, due_at if not exhausted else None)
     return outcome
 

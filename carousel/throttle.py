@@ -33,11 +33,9 @@ class ThrottleLimits:
     @classmethod
     def from_settings(cls) -> ThrottleLimits:
         return cls(
-            max_files_per_source=int(getattr(settings, "IDDS_CAROUSEL_MAX_FILES_PER_SOURCE", cls.max_files_per_source)),
-            max_staging_ratio=float(getattr(settings, "IDDS_CAROUSEL_MAX_STAGING_RATIO", cls.max_staging_ratio)),
-            max_files_per_destination=int(
-                getattr(settings, "IDDS_CAROUSEL_MAX_FILES_PER_DESTINATION", cls.max_files_per_destination)
-            ),
+            max_files_per_source=settings.IDDS_CAROUSEL_MAX_FILES_PER_SOURCE,
+            max_staging_ratio=settings.IDDS_CAROUSEL_MAX_STAGING_RATIO,
+            max_files_per_destination=settings.IDDS_CAROUSEL_MAX_FILES_PER_DESTINATION,
         )
 
 

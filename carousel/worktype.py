@@ -47,7 +47,7 @@ from requests_app.worktypes.base import (
 )
 
 from .backends import get_backend
-from .backends.base import RuleRequest
+from .backends.base import RuleRequest, main_source
 from .metadata import clean_stagein_metadata
 from .polling import poll_stagein
 from .throttle import reservation_of, throttle_admit, throttled_request_ids
@@ -102,8 +102,7 @@ class StageInWorkType(WorkType):
         files = get_backend().list_files(scope, name)
         if not files:
             raise PermanentError(f"dataset {scope}:{name} has no files")
-        sources = [f.source for f in files if f.source]
-        source = max(set(sources), key=sources.count) if sources else ""
+        source = main_source(files)
         summary = {"files": len(files), "bytes": sum(f.bytes for f in files), "source": source}
         contents = [ContentSpec(name=f.name, scope=f.scope, bytes=f.bytes, adler32=f.adler32) for f in files]
         return Plan(

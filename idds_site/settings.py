@@ -336,6 +336,14 @@ IDDS_STAGING_BACKEND = env.str("IDDS_STAGING_BACKEND", default="simulator")
 if IDDS_STAGING_BACKEND not in {"simulator", "rucio"}:
     raise ImproperlyConfigured(f"IDDS_STAGING_BACKEND={IDDS_STAGING_BACKEND!r}: use simulator or rucio")
 IDDS_TAPE_TIME_SCALE = env_float("IDDS_TAPE_TIME_SCALE", 1.0, minimum=0.0)
+# Throttles like a production carousel: per source tape at most N files queued or staging, of
+# which at most a fraction staging at once, and a cap per destination.
+IDDS_CAROUSEL_MAX_FILES_PER_SOURCE = env_int("IDDS_CAROUSEL_MAX_FILES_PER_SOURCE", 10_000, minimum=1)
+IDDS_CAROUSEL_MAX_STAGING_RATIO = env_float("IDDS_CAROUSEL_MAX_STAGING_RATIO", 0.5, minimum=0.01)
+IDDS_CAROUSEL_MAX_FILES_PER_DESTINATION = env_int("IDDS_CAROUSEL_MAX_FILES_PER_DESTINATION", 100_000, minimum=1)
+# Stuck files: re-staged after this many (simulated) seconds, with at most this many extra rules.
+IDDS_CAROUSEL_MAX_WAITING_TIME = env_int("IDDS_CAROUSEL_MAX_WAITING_TIME", 3 * 24 * 3600, minimum=1)
+IDDS_CAROUSEL_MAX_EXTRA_RULES = env_int("IDDS_CAROUSEL_MAX_EXTRA_RULES", 1, minimum=0)
 IDDS_RUCIO_HOST = env.str("IDDS_RUCIO_HOST", default="")
 IDDS_RUCIO_AUTH_HOST = env.str("IDDS_RUCIO_AUTH_HOST", default="")
 IDDS_RUCIO_ACCOUNT = env.str("IDDS_RUCIO_ACCOUNT", default="idds")

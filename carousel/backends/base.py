@@ -10,6 +10,7 @@ later) or ``PermanentError`` (give up with the reason).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,6 +78,12 @@ class RuleRequest:
     comment: str = ""  # the service tags rules with "idds processing <id>" to adopt them after a crash
 
 
+def main_source(files: Iterable[DatasetFile]) -> str:
+    """The source most of the files are staged from ("" when the backend does not say)."""
+    counts = Counter(f.source for f in files if f.source)
+    return counts.most_common(1)[0][0] if counts else ""
+
+
 class StagingBackend(ABC):
     @abstractmethod
     def list_files(self, scope: str, name: str) -> list[DatasetFile]:
@@ -134,8 +141,7 @@ class StagingBackend(ABC):
     def dataset_summary(self, scope: str, name: str) -> DatasetSummary:
         """Number of files, bytes and source of a dataset; default: from ``list_files``."""
         files = self.list_files(scope, name)
-        sources = [f.source for f in files if f.source]
-        source = max(set(sources), key=sources.count) if sources else ""
+        source = main_source(files)
         return DatasetSummary(files=len(files), bytes=sum(f.bytes for f in files), source=source)
 
     def next_change_at(self, rule_ids: Iterable[str], *, after: datetime | None = None) -> datetime | None:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from carousel.models import SimDataset, SimFile, Tape, TapeDrive, TapeLibrary
-
-from .bulk import insert_rows
+from requests_app.services.bulk import insert_rows
 
 REFERENCE_FILES = 426_331
 REFERENCE_BYTES = 932_290_670_456_064

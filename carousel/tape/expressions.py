@@ -21,4 +21,3 @@ def rse_matches(expression: str | None, rse: str) -> bool:
     if "*" not in allowed and rse not in allowed:
         return False
     return not any(rse in _terms(part) for part in excluded)
-

@@ -19,8 +19,8 @@ from django.db.models import Count, Q
 from carousel.backends.base import DatasetFile, DatasetSummary, LockInfo, RuleInfo, RuleRequest
 from carousel.models import SimDataset, SimFile, SimLock, SimRule, Tape, TapeDrive, TapeLibrary
 from requests_app.errors import PermanentError
+from requests_app.services.bulk import insert_rows
 
-from .bulk import insert_rows
 from .clock import FAR_FUTURE, Clock, current_clock
 from .expressions import rse_matches
 from .scheduler import DriveState, ReadItem, Timing, schedule_reads

@@ -7,6 +7,7 @@ table, and the collection counters move by the same amounts with F() expressions
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from requests_app.models import Collection, Content, Transform
 from requests_app.models.statuses import ContentStatus
 from requests_app.worktypes.base import ContentSpec, ContentUpdate, WorkType
 
+from .bulk import insert_rows
 from .messages import FileEntry, file_entry, file_messages, messages_write
 from .transitions import bulk_transition, sources_for
 
@@ -25,49 +27,65 @@ from .transitions import bulk_transition, sources_for
 # PostgreSQL here while a 100k-file dataset still needs only 20 round trips.
 CHUNK = 5000
 FAILED_STATUSES = frozenset({ContentStatus.FAILED, ContentStatus.FINAL_FAILED})
+CONTENT_COLUMNS = (
+    "collection_id",
+    "scope",
+    "name",
+    "content_type",
+    "status",
+    "bytes",
+    "adler32",
+    "path",
+    "details",
+    "retries",
+    "status_changed_at",
+    "created_at",
+    "updated_at",
+)
 
 
 def contents_create(
     *, transform: Transform, collection: Collection, specs: Sequence[ContentSpec], work_type: WorkType
 ) -> int:
-    """Create contents in bulk, bump the counters, and announce them if the work type wants."""
+    """Create contents in bulk (COPY on PostgreSQL), bump the counters, announce them if wanted."""
     now = timezone.now()
     rows = [
-        Content(
-            collection=collection,
-            scope=spec.scope or collection.scope,
-            name=spec.name,
-            content_type=spec.content_type,
-            status=spec.status,
-            bytes=spec.bytes,
-            adler32=spec.adler32,
-            path=spec.path,
-            details=spec.details,
-            status_changed_at=now,
+        (
+            collection.pk,
+            spec.scope or collection.scope,
+            spec.name,
+            spec.content_type,
+            spec.status,
+            spec.bytes,
+            spec.adler32,
+            spec.path,
+            json.dumps(spec.details),
+            0,
+            now,
+            now,
+            now,
         )
         for spec in specs
     ]
-    for start in range(0, len(rows), CHUNK):
-        Content.objects.bulk_create(rows[start : start + CHUNK])
-    available = [r for r in rows if r.status == ContentStatus.AVAILABLE]
-    failed = [r for r in rows if r.status in FAILED_STATUSES]
+    insert_rows(Content, CONTENT_COLUMNS, rows)
+    available = [spec for spec in specs if spec.status == ContentStatus.AVAILABLE]
     Collection.objects.filter(pk=collection.pk).update(
-        total_files=F("total_files") + len(rows),
-        bytes=F("bytes") + sum(r.bytes for r in rows),
+        total_files=F("total_files") + len(specs),
+        bytes=F("bytes") + sum(spec.bytes for spec in specs),
         processed_files=F("processed_files") + len(available),
-        processed_bytes=F("processed_bytes") + sum(r.bytes for r in available),
-        failed_files=F("failed_files") + len(failed),
+        processed_bytes=F("processed_bytes") + sum(spec.bytes for spec in available),
+        failed_files=F("failed_files") + sum(1 for spec in specs if spec.status in FAILED_STATUSES),
         updated_at=now,
     )
-    announced = (
-        rows if work_type.announce_new_contents else [r for r in rows if r.status in work_type.announced_statuses]
-    )
+    announced = [
+        spec for spec in specs if work_type.announce_new_contents or spec.status in work_type.announced_statuses
+    ]
     if announced:
-        entries = [file_entry(r.scope, r.name, r.path, r.status) for r in announced]
+        entries = [file_entry(s.scope or collection.scope, s.name, s.path, s.status) for s in announced]
         messages_write(
             file_messages(transform=transform, work_type_name=work_type.name, collection=collection, files=entries)
         )
-    return len(rows)
+    return len(specs)
 
 
 def contents_apply_updates(
@@ -106,6 +124,7 @@ def _apply_group(
 ) -> int:
     sources = sources_for(Content, new_status)
     by_name = {u.name: u for u in group}
+    order = {u.name: index for index, u in enumerate(group)}
     names = list(by_name)
     now = timezone.now()
     changed = 0
@@ -126,6 +145,8 @@ def _apply_group(
         else:
             bulk_transition(Content.objects.filter(id__in=ids), new_status, status_changed_at=now, updated_at=now)
         changed += len(rows)
+        # Announce in the order the work type reported (landing order), not in row id order.
+        rows.sort(key=lambda row: order[row[1]])
         for _, name, scope, path, size, old_status in rows:
             if new_status == ContentStatus.AVAILABLE:
                 processed_delta += 1

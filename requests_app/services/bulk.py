@@ -1,4 +1,6 @@
-"""Fast bulk insert: PostgreSQL COPY when available, ``bulk_create`` otherwise (SQLite demo)."""
+"""Fast bulk insert: PostgreSQL COPY when available, ``bulk_create`` otherwise (SQLite demo).
+
+Used for the campaign-sized tables: contents, and the tape simulator's files and locks."""
 
 from __future__ import annotations
 
