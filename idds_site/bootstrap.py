@@ -177,8 +177,8 @@ def service_env(embedded: bool) -> dict[str, str]:
             env.pop(name, None)
         env.setdefault("DEBUG", "true")
         env.setdefault("IDDS_VAR_DIR", str(DEMO_VAR))
-        # Four simulated days of tape staging in about two minutes.
-        env.setdefault("IDDS_TAPE_TIME_SCALE", "3000")
+        # The scaled-down demo campaign stages in about two minutes at this speed-up.
+        env.setdefault("IDDS_TAPE_TIME_SCALE", "600")
     return env
 
 

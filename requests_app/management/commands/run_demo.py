@@ -14,14 +14,23 @@ class Command(BaseCommand):
     help = "Run the demo: a scaled-down carousel campaign, then a short HPO study."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--files", type=int, default=5000, help="files in the demo campaign")
-        parser.add_argument("--datasets", type=int, default=8)
+        parser.add_argument("--scale", default="0.01", help="fraction of the reference campaign (0.01 = 4,263 files)")
+        parser.add_argument("--max-waiting-time", default="1800", help="simulated seconds before re-staging")
         parser.add_argument("--skip-hpo", action="store_true")
         parser.add_argument("--exit", action="store_true", help="(for bootstrap) stop the service afterwards")
 
     def handle(self, *args, **options) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Data carousel: staging a synthetic campaign from simulated tape"))
-        call_command("carousel_campaign", "--preset", "reference", "--files", str(options["files"]), stdout=self.stdout)
+        call_command(
+            "carousel_campaign",
+            "--preset",
+            "reference",
+            "--scale",
+            options["scale"],
+            "--max-waiting-time",
+            options["max_waiting_time"],
+            stdout=self.stdout,
+        )
         if not options["skip_hpo"] and "hpo_demo" in get_commands():
             self.stdout.write(self.style.MIGRATE_HEADING("Hyperparameter optimisation of a scikit-learn model"))
             call_command("hpo_demo", stdout=self.stdout)
