@@ -27,6 +27,8 @@ from .transitions import transition
 
 logger = logging.getLogger(__name__)
 PS = ProcessingStatus
+# After a rescue by enqueue_due_polls, the same processing is not rescued again for this long.
+RESCUE_SECONDS = 30.0
 
 
 def backoff_seconds(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
@@ -238,6 +240,9 @@ def enqueue_due_polls(*, limit: int = 500, grace_seconds: float = 2.0) -> int:
         .order_by("next_poll_at")
         .values_list("pk", flat=True)[:limit]
     )
+    # Push the due time on: if the worker is busy, the next tick must not enqueue the same polls
+    # again (a backlog would snowball); the poll itself sets the real next due time.
+    Processing.objects.filter(pk__in=due).update(next_poll_at=timezone.now() + timedelta(seconds=RESCUE_SECONDS))
     for pk in due:
         poll_processing_task.delay(pk)
     return len(due)

@@ -39,15 +39,18 @@ def watchdog_sweep(*, stale_seconds: float | None = None) -> dict[str, int]:
     stale = now - timedelta(seconds=stale_seconds if stale_seconds is not None else settings.IDDS_STALE_SECONDS)
     counts: dict[str, int] = {}
 
-    def requeue(kind: str, ids, task) -> None:
-        ids = list(ids[:SWEEP_LIMIT])
+    def requeue(kind: str, queryset, task) -> None:
+        ids = list(queryset.values_list("pk", flat=True)[:SWEEP_LIMIT])
+        # Stamp what we re-enqueue, so the next sweeps leave it alone for another stale period:
+        # without it a backlog grows, every sweep copies it again, and the broker floods.
+        queryset.model.objects.filter(pk__in=ids).update(updated_at=now)
         for pk in ids:
             task.delay(pk)
         counts[kind] = len(ids)
 
     requeue(
         "requests",
-        Request.objects.filter(status__in=[RS.NEW, RS.THROTTLING], updated_at__lt=stale).values_list("pk", flat=True),
+        Request.objects.filter(status__in=[RS.NEW, RS.THROTTLING], updated_at__lt=stale),
         tasks.process_request,
     )
     requeue(
@@ -59,22 +62,22 @@ def watchdog_sweep(*, stale_seconds: float | None = None) -> dict[str, int]:
     )
     requeue(
         "transforms",
-        Transform.objects.filter(status=RS.NEW, updated_at__lt=stale).values_list("pk", flat=True),
+        Transform.objects.filter(status=RS.NEW, updated_at__lt=stale),
         tasks.plan_transform,
     )
     requeue(
         "submits",
-        Processing.objects.filter(status__in=[ProcessingStatus.NEW, ProcessingStatus.SUBMITTING], updated_at__lt=stale)
-        .filter(claim_free())
-        .values_list("pk", flat=True),
+        Processing.objects.filter(
+            status__in=[ProcessingStatus.NEW, ProcessingStatus.SUBMITTING], updated_at__lt=stale
+        ).filter(claim_free()),
         tasks.submit_processing,
     )
     # Transforms still running although all their processings ended: the roll-up was lost.
     requeue(
         "rollups",
-        Transform.objects.filter(status=RS.TRANSFORMING, updated_at__lt=stale)
-        .exclude(processings__status__in=[s for s in ProcessingStatus if s not in PROCESSING_TERMINAL])
-        .values_list("pk", flat=True),
+        Transform.objects.filter(status=RS.TRANSFORMING, updated_at__lt=stale).exclude(
+            processings__status__in=[s for s in ProcessingStatus if s not in PROCESSING_TERMINAL]
+        ),
         tasks.rollup_transform,
     )
     overdue = Message.objects.filter(status=MessageStatus.NEW).filter(
