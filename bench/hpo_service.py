@@ -40,11 +40,11 @@ GENERATORS = ("random", "grid", "bayesian", "nevergrad")
 
 
 def start_web(env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen, str]:
-    """gunicorn serving the project with the HPO API mounted (hpo.api.wsgi)."""
+    """gunicorn serving the project."""
     port = free_port()
     log = open(log_dir / "hpo-web.log", "wb")  # noqa: SIM115 - closed with the child
     child = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "hpo.api.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4"],
+        [PYTHON, "-m", "gunicorn", "idds_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

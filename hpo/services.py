@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from hpo.models import Generation, PointLease
@@ -29,6 +29,7 @@ from requests_app.errors import ApplicationError, ConflictError, NotFoundError
 from requests_app.models import Collection, Content, Request, Transform
 from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, ContentStatus
 from requests_app.services.contents import contents_apply_updates
+from requests_app.services.transitions import bulk_transition
 from requests_app.worktypes.base import ContentUpdate
 from requests_app.worktypes.registry import get_work_type
 
@@ -133,7 +134,9 @@ def points_checkout(
     if not free:
         return []
     now = timezone.now()
-    _apply(transform, collection, [ContentUpdate(name=p.name, status=CS.PROCESSING) for p in free])
+    # New -> Processing moves no counter and announces nothing, so it skips contents_apply_updates: that would
+    # UPDATE the collection row (zero deltas) and serialise every concurrent checkout on its lock.
+    bulk_transition(Content.objects.filter(pk__in=[p.pk for p in free]), CS.PROCESSING, status_changed_at=now)
     PointLease.objects.filter(content__in=free).delete()
     PointLease.objects.bulk_create(
         [
@@ -381,7 +384,9 @@ def leases_release(*, transform: Transform) -> int:
 def study_summary(*, transform: Transform) -> dict[str, Any]:
     """Best point and loss, counts per status, generations: what a dashboard or a worker needs."""
     collection = output_collection(transform)
-    counts = Counter(Content.objects.filter(collection=collection).values_list("status", flat=True))
+    counts = Counter(
+        dict(Content.objects.filter(collection=collection).values_list("status").annotate(n=Count("id")).order_by())
+    )
     best = (
         Content.objects.filter(collection=collection, status=CS.AVAILABLE)
         .order_by("details__loss", "id")

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar
 
+from django.db.models import Count
+
 from hpo.models import Generation
 from hpo.services import leases_release, point_path, study_idle_seconds
 from hpo.study import StudyConfig, study_validate
@@ -156,10 +158,16 @@ class HyperParameterOptWorkType(WorkType):
         if any(status not in PROCESSING_TERMINAL for status, _, _ in processings):
             return Decision.wait()
         config = StudyConfig.from_metadata(transform.request.request_metadata)
+        # Counted in the database: a study can hold thousands of points and the roll-up runs on every report.
         counts = Counter(
-            Content.objects.filter(
-                collection__transform=transform, collection__relation_type=CollectionRelationType.OUTPUT
-            ).values_list("status", flat=True)
+            dict(
+                Content.objects.filter(
+                    collection__transform=transform, collection__relation_type=CollectionRelationType.OUTPUT
+                )
+                .values_list("status")
+                .annotate(n=Count("id"))
+                .order_by()
+            )
         )
         total = sum(n for status, n in counts.items() if status not in COUNTED_EXCLUDE)
         outstanding = sum(counts[s] for s in OUTSTANDING)

@@ -290,6 +290,8 @@ CELERY_BEAT_SCHEDULE = {
     "watchdog-sweep": {"task": "idds.watchdog.sweep", "schedule": timedelta(seconds=IDDS_SWEEP_SECONDS)},
     "carrier-due-polls": {"task": "idds.carrier.enqueue_due_polls", "schedule": timedelta(seconds=1)},
     "conductor-deliver": {"task": "idds.conductor.deliver", "schedule": timedelta(seconds=2)},
+    # Expired point leases back to the pool, study time-outs, leases of ended studies released.
+    "hpo-sweep": {"task": "hpo.sweep", "schedule": timedelta(seconds=10)},
 }
 
 # --- Agents ---------------------------------------------------------------------------------
@@ -350,6 +352,12 @@ IDDS_RUCIO_ACCOUNT = env.str("IDDS_RUCIO_ACCOUNT", default="idds")
 IDDS_RUCIO_AUTH_TYPE = env.str("IDDS_RUCIO_AUTH_TYPE", default="userpass")
 IDDS_RUCIO_USERNAME = env.str("IDDS_RUCIO_USERNAME", default="")
 IDDS_RUCIO_PASSWORD = env_secret("IDDS_RUCIO_PASSWORD", "")
+
+# HPO: container runtime for user generators with a sandbox image (docker, podman, apptainer;
+# unset = refuse sandboxed programs clearly), their working directories, the nevergrad venv.
+HPO_CONTAINER_RUNTIME = env.str("HPO_CONTAINER_RUNTIME", default="") or None
+HPO_WORK_DIR = env.str("HPO_WORK_DIR", default="") or None
+HPO_NEVERGRAD_VENV = env.str("HPO_NEVERGRAD_VENV", default="") or None
 
 LOGGING = {
     "version": 1,

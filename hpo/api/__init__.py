@@ -1,0 +1,3 @@
+"""Native REST API of HPO studies."""
+
+from __future__ import annotations

@@ -21,13 +21,15 @@ RUNNER = Path(__file__).resolve().parent.parent / "runners" / "nevergrad_runner.
 
 
 class NevergradGenerator(ProgramGenerator):
-    """Options: ``optimizer`` (a name from ``nevergrad.optimizers.registry``, default ``NGOpt``), ``timeout``,
+    """Options: ``optimizer`` (a name from ``nevergrad.optimizers.registry``, default ``TwoPointsDE``), ``timeout``,
     ``memory_mb``, ``venv`` (path; default ``HPO_NEVERGRAD_VENV`` or ``var/nevergrad-venv``)."""
 
     name = "nevergrad"
     version = "1"
     default_options: ClassVar[dict[str, Any]] = {
-        "optimizer": "NGOpt",
+        # Measured on Branin, 50 points asked 5 at a time (4 seeds): TwoPointsDE median regret ~0.6, NGOpt ~12
+        # (it starts at the centre with small steps and never leaves), CMA ~8. DE also suits batched asks.
+        "optimizer": "TwoPointsDE",
         "timeout": 300.0,
         "memory_mb": 4096,
         "venv": None,

@@ -2,7 +2,7 @@
 
 Usage: ``python nevergrad_runner.py IN OUT``. ``IN`` follows the generator contract plus a ``nevergrad``
 section: ``{"points": [[point, loss|null], ...], "opt_space": <native form>, "num_points": n,
-"nevergrad": {"optimizer": "NGOpt", "seed": 1, "budget": 50}}``. ``OUT`` receives a JSON list of new points.
+"nevergrad": {"optimizer": "TwoPointsDE", "seed": 1, "budget": 50}}``. ``OUT`` receives a JSON list of new points.
 
 This file is standalone on purpose: that venv has nevergrad and numpy, not Django nor this project.
 """
@@ -71,7 +71,7 @@ def main(in_path: str, out_path: str) -> None:
     settings = doc.get("nevergrad", {})
     param = parametrization(doc["opt_space"])
     param.random_state = np.random.RandomState(int(settings.get("seed", 0)))
-    optimizer_class = ng.optimizers.registry[settings.get("optimizer", "NGOpt")]
+    optimizer_class = ng.optimizers.registry[settings.get("optimizer", "TwoPointsDE")]
     wanted = int(doc.get("num_points", 1))
     optimizer = optimizer_class(
         parametrization=param, budget=int(settings.get("budget", 100)), num_workers=max(wanted, 1)
@@ -79,12 +79,11 @@ def main(in_path: str, out_path: str) -> None:
     taken = set()
     for point, loss in doc["points"]:
         taken.add(key(point))
-        candidate = optimizer.parametrization.spawn_child(new_value=point)
-        if loss is None:
-            # Pending: nevergrad treats a suggested-then-asked candidate as running.
-            optimizer.suggest(point)
-            optimizer.ask()
-        else:
+        # Replay the history as if this optimizer had asked for every point itself: most nevergrad optimisers
+        # (NGOpt's choices among them) learn nothing from candidates told without being asked.
+        optimizer.suggest(point)
+        candidate = optimizer.ask()
+        if loss is not None:
             optimizer.tell(candidate, float(loss))
     points = []
     for _ in range(wanted * ASKS_PER_POINT):

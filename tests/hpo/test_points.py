@@ -14,8 +14,6 @@ from requests_app.models.statuses import ContentStatus, RequestStatus
 from tests.conftest import wait_for
 from tests.hpo.study_helpers import checkout, finished, report, stop_live_studies, submit, wait_checkout
 
-pytestmark = pytest.mark.urls("hpo.api.project_urls")
-
 
 @pytest.fixture(autouse=True)
 def _stop_studies(celery_worker):

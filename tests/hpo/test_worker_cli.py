@@ -15,7 +15,6 @@ from requests_app.models.statuses import ContentStatus, RequestStatus
 from tests.conftest import wait_for
 from tests.hpo.study_helpers import stop_live_studies, submit
 
-pytestmark = pytest.mark.urls("hpo.api.project_urls")
 CLI = Path(__file__).resolve().parents[2] / "hpo" / "worker_cli.py"
 
 
