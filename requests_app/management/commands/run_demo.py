@@ -33,7 +33,7 @@ class Command(BaseCommand):
         )
         if not options["skip_hpo"] and "hpo_demo" in get_commands():
             self.stdout.write(self.style.MIGRATE_HEADING("Hyperparameter optimisation of a scikit-learn model"))
-            call_command("hpo_demo", stdout=self.stdout)
+            call_command("hpo_demo", "--no-celery", stdout=self.stdout)
         self.stdout.write(
             self.style.SUCCESS("Demo finished. Browse /api/v1/requests/ or /admin/ with the token above.")
         )
