@@ -1,6 +1,6 @@
 """Benchmark: the conductor delivering outbox messages to ActiveMQ (STOMP) and to Redis Streams.
 
-    DATABASE_URL=postgres://... REDIS_URL=redis://127.0.0.1:6379/5 .venv/bin/python bench/messaging.py
+    .venv/bin/python bench/messaging.py     # or with DATABASE_URL=postgres://... REDIS_URL=... of your own
 
 For each sink it starts a Celery worker (solo pool, ``conductor`` queue) configured with only
 that sink, and a reference consumer on the far side, then measures two things:
@@ -37,6 +37,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idds_site.settings")
+if "DATABASE_URL" not in os.environ:
+    # Nothing configured: a database and Redis db of the benchmark's own, created afresh.
+    from bench._harness import bench_env, reset_database
+
+    _env = bench_env("messaging", 5)
+    reset_database(_env)
+    os.environ.update({"DATABASE_URL": _env["DATABASE_URL"], "REDIS_URL": _env["REDIS_URL"]})
 
 import django  # noqa: E402
 
