@@ -110,6 +110,10 @@ class StagingBackend(ABC):
         """The source RSE a stuck file was being read from, when the backend knows."""
         return lock.source or None
 
+    def restage_sources(self, avoid_source: str | None) -> str | None:
+        """The source replica expression of a re-stage: anything but ``avoid_source``."""
+        return f"*\\{avoid_source}" if avoid_source else None
+
     def restage_request(
         self,
         *,
@@ -126,7 +130,7 @@ class StagingBackend(ABC):
             dids=tuple(files),
             rse_expression=rse_expression,
             copies=copies,
-            source_replica_expression=f"*\\{avoid_source}" if avoid_source else None,
+            source_replica_expression=self.restage_sources(avoid_source),
             lifetime=lifetime,
             grouping="NONE",
             activity=activity,

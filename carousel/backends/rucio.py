@@ -317,25 +317,6 @@ class RucioBackend(StagingBackend):
         )
         return self.create_rule(request)
 
-    def restage_request(
-        self,
-        *,
-        files: Sequence[tuple[str, str]],
-        rse_expression: str,
-        avoid_source: str | None,
-        copies: int = 1,
-        activity: str = "Staging",
-        lifetime: int | None = None,
-        comment: str = "",
-    ) -> RuleRequest:
-        """The RuleRequest of a re-stage: the file DIDs, grouping NONE (each file on its own)."""
-        return RuleRequest(
-            dids=tuple(files),
-            rse_expression=rse_expression,
-            copies=copies,
-            source_replica_expression=restage_source_expression(avoid_source, tape_expression=self.tape_expression),
-            lifetime=lifetime,
-            grouping="NONE",
-            activity=activity,
-            comment=comment,
-        )
+    def restage_sources(self, avoid_source: str | None) -> str | None:
+        """Rucio re-stages from the other tape RSEs: ``<tape expression>\\<bad source>``."""
+        return restage_source_expression(avoid_source, tape_expression=self.tape_expression)
