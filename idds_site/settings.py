@@ -235,6 +235,8 @@ if IS_FILESYSTEM_BROKER:
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_processed_dir),
         "store_processed": False,
+        # The transport polls the folder; its 1 s default capped the demo at ~2 tasks/s.
+        "polling_interval": 0.05,
     }
 else:
     # Longer than the longest task or countdown, so a delayed poll is not redelivered twice.

@@ -5,6 +5,7 @@ Used for the campaign-sized tables: contents, and the tape simulator's files and
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,7 +25,8 @@ def _copy_value(value: Any) -> str:
         return "t" if value else "f"
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    text = str(value)
+    # JSON columns: the dict or list itself is what bulk_create needs on other databases.
+    text = json.dumps(value) if isinstance(value, dict | list) else str(value)
     # COPY text format: backslash, tab and newlines must be escaped.
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 

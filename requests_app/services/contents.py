@@ -7,7 +7,6 @@ table, and the collection counters move by the same amounts with F() expressions
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -59,7 +58,7 @@ def contents_create(
             spec.bytes,
             spec.adler32,
             spec.path,
-            json.dumps(spec.details),
+            spec.details,
             0,
             now,
             now,

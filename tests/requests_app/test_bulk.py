@@ -1,0 +1,45 @@
+"""Bulk inserts: COPY on PostgreSQL keeps JSON, NULLs and awkward text intact."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from requests_app.models import Content
+from requests_app.services.bulk import insert_rows
+from tests.factories import CollectionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_copied_rows_read_back_exactly_as_given():
+    collection = CollectionFactory()
+    now = timezone.now()
+    details = {"parameters": {"lr": 0.01, "name": "tab\there"}, "list": [1, None]}
+    columns = (
+        "collection_id",
+        "scope",
+        "name",
+        "content_type",
+        "status",
+        "bytes",
+        "adler32",
+        "path",
+        "details",
+        "retries",
+        "status_changed_at",
+        "created_at",
+        "updated_at",
+    )
+
+    insert_rows(
+        Content,
+        columns,
+        [(collection.pk, "s", "back\\slash\nnewline", 0, 0, 7, "", None, details, 0, now, now, now)],
+    )
+
+    content = Content.objects.get(collection=collection)
+    assert content.name == "back\\slash\nnewline"
+    assert content.details == details
+    assert content.path is None
+    assert content.status_changed_at == now
