@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -154,6 +155,40 @@ def deliver_until_confirmed(sink: Sink, messages: list[OutgoingMessage], *, time
 
     wait_for(progress, timeout=timeout, interval=0.2, what="every message confirmed")
     return rounds
+
+
+def send_across_a_restart(sink: Sink, messages: list[OutgoingMessage], server, consumer) -> None:
+    """Send ``messages`` in rounds of 50 with retries while ``server`` is stopped after the fourth
+    round and started again; then check every message arrived exactly once after dedup."""
+    halfway, server_down = threading.Event(), threading.Event()
+    rounds: list[int] = []
+
+    def send_all() -> None:
+        for index, start in enumerate(range(0, len(messages), 50)):
+            if index == 4:
+                halfway.set()
+                server_down.wait(60)
+            rounds.append(deliver_until_confirmed(sink, messages[start : start + 50]))
+
+    sender = threading.Thread(target=send_all)
+    sender.start()
+    halfway.wait(60)
+    server.stop()
+    server_down.set()
+    time.sleep(1.5)  # let the sender run into the closed port a few times
+    server.start()
+    sender.join(timeout=180)
+
+    # the sender had to retry, and still every message arrives exactly once after dedup
+    assert not sender.is_alive()
+    assert rounds[4] > 1
+    consumer.wait_for_messages(len(messages), timeout=120)
+    summary = consumer.stop()
+    recorded = consumer.recorded_ids()
+    assert sorted(recorded) == sorted(m.msg_id for m in messages)
+    assert len(recorded) == len(set(recorded)) == len(messages)
+    assert summary["files"] == sum(len(m.body["files"]) for m in messages)
+    sink.close()
 
 
 @pytest.fixture

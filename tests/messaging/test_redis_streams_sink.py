@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
 import redis
 
 from requests_app.errors import TransientError
 from requests_app.sinks.redis_streams import RedisStreamSink
-from tests.messaging.conftest import deliver_until_confirmed, free_port
+from tests.messaging.conftest import free_port, send_across_a_restart
 
 
 def test_it_appends_a_batch_and_the_consumer_group_receives_every_message(
@@ -75,34 +73,6 @@ def test_nothing_is_lost_when_redis_stops_mid_way_and_comes_back(running_redis, 
     consumer = stream_consumer()
     messages = make_messages(600, files=50)
     sink = RedisStreamSink(url=running_redis.url, stream=stream, maxlen=100_000)
-    halfway, server_down = threading.Event(), threading.Event()
-    rounds: list[int] = []
 
-    def send_all() -> None:
-        for index, start in enumerate(range(0, 600, 50)):
-            if index == 4:
-                halfway.set()
-                server_down.wait(60)
-            rounds.append(deliver_until_confirmed(sink, messages[start : start + 50]))
-
-    sender = threading.Thread(target=send_all)
-
-    # when
-    sender.start()
-    halfway.wait(60)
-    running_redis.stop()
-    server_down.set()
-    time.sleep(1.5)  # let the sender run into the closed port a few times
-    running_redis.start()
-    sender.join(timeout=120)
-
-    # then
-    assert not sender.is_alive()
-    assert rounds[4] > 1
-    consumer.wait_for_messages(600, timeout=120)
-    summary = consumer.stop()
-    recorded = consumer.recorded_ids()
-    assert sorted(recorded) == sorted(m.msg_id for m in messages)
-    assert len(recorded) == len(set(recorded)) == 600
-    assert summary["files"] == 600 * 50
-    sink.close()
+    # when the server goes down in the middle of the stream and comes back / then nothing is lost
+    send_across_a_restart(sink, messages, running_redis, consumer)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from idds_site.brokers import STOMP_MAX_FRAME_BYTES
 from requests_app.errors import TransientError
 from requests_app.sinks.stomp import MSG_ID_HEADER, StompSink, message_headers, parse_hosts
-from tests.messaging.conftest import deliver_until_confirmed, file_message, free_port
+from tests.messaging.conftest import file_message, free_port, send_across_a_restart
 
 
 def make_sink(port: int, destination: str, **kwargs) -> StompSink:
@@ -108,37 +105,9 @@ def test_nothing_is_lost_when_the_broker_stops_mid_way_and_comes_back(
     consumer = stomp_consumer()
     messages = make_messages(600, files=50)
     sink = make_sink(running_activemq.port, destination, window=50, backoff_initial=0.2, backoff_max=1.0)
-    halfway, broker_down = threading.Event(), threading.Event()
-    rounds: list[int] = []
 
-    def send_all() -> None:
-        for index, start in enumerate(range(0, 600, 50)):
-            if index == 4:
-                halfway.set()
-                broker_down.wait(60)
-            rounds.append(deliver_until_confirmed(sink, messages[start : start + 50]))
-
-    sender = threading.Thread(target=send_all)
-
-    # when: the broker goes down in the middle of the stream, then comes back
-    sender.start()
-    halfway.wait(60)
-    running_activemq.stop()
-    broker_down.set()
-    time.sleep(1.5)  # let the sender run into the closed port a few times
-    running_activemq.start()
-    sender.join(timeout=180)
-
-    # then: the sender had to retry, and still every message arrives exactly once after dedup
-    assert not sender.is_alive()
-    assert rounds[4] > 1
-    consumer.wait_for_messages(600, timeout=120)
-    summary = consumer.stop()
-    recorded = consumer.recorded_ids()
-    assert sorted(recorded) == sorted(m.msg_id for m in messages)
-    assert len(recorded) == len(set(recorded)) == 600
-    assert summary["files"] == 600 * 50
-    sink.close()
+    # when the server goes down in the middle of the stream and comes back / then nothing is lost
+    send_across_a_restart(sink, messages, running_activemq, consumer)
 
 
 def test_it_works_with_rabbitmq_stomp_too(destination, make_messages):

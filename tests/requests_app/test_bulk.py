@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from requests_app.models import Content
 from requests_app.services.bulk import insert_rows
+from requests_app.services.contents import CONTENT_COLUMNS
 from tests.factories import CollectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,25 +17,10 @@ def test_copied_rows_read_back_exactly_as_given():
     collection = CollectionFactory()
     now = timezone.now()
     details = {"parameters": {"lr": 0.01, "name": "tab\there"}, "list": [1, None]}
-    columns = (
-        "collection_id",
-        "scope",
-        "name",
-        "content_type",
-        "status",
-        "bytes",
-        "adler32",
-        "path",
-        "details",
-        "retries",
-        "status_changed_at",
-        "created_at",
-        "updated_at",
-    )
 
     insert_rows(
         Content,
-        columns,
+        CONTENT_COLUMNS,
         [(collection.pk, "s", "back\\slash\nnewline", 0, 0, 7, "", None, details, 0, now, now, now)],
     )
 
