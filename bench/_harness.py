@@ -142,3 +142,18 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+def wait_until_settled(*, timeout: float, messages: bool = True, what: str = "the requests") -> None:
+    """Block until every request has ended (and, with ``messages``, every message is delivered);
+    exit the benchmark with a clear message after ``timeout`` seconds. Needs django.setup()."""
+    from requests_app.models import Message, Request
+    from requests_app.models.statuses import REQUEST_TERMINAL, MessageStatus
+
+    deadline = time.monotonic() + timeout
+    while Request.objects.exclude(status__in=REQUEST_TERMINAL).exists() or (
+        messages and Message.objects.exclude(status=MessageStatus.DELIVERED).exists()
+    ):
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what} to finish")
+        time.sleep(0.2)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._harness import PYTHON, ROOT, Service, bench_env, reset_database  # noqa: E402
+from bench._harness import PYTHON, ROOT, Service, bench_env, reset_database, wait_until_settled  # noqa: E402
 
 REFERENCE_FILES = 426_331
 
@@ -165,7 +165,7 @@ def main() -> None:
     from carousel.campaign import campaign_submit
     from carousel.models import SimDataset
     from requests_app.models import Collection, Message, Request
-    from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, MessageStatus, RequestStatus
+    from requests_app.models.statuses import CollectionRelationType, RequestStatus
 
     load_before = os.getloadavg()[0]
 
@@ -180,14 +180,7 @@ def main() -> None:
         sampler.start()
         started = time.perf_counter()
         campaign_submit(datasets=datasets, campaign="bench", workload_id=1, dest_rse="SIM_DATADISK")
-        deadline = time.monotonic() + args.timeout
-        while (
-            Request.objects.exclude(status__in=REQUEST_TERMINAL).exists()
-            or Message.objects.exclude(status=MessageStatus.DELIVERED).exists()
-        ):
-            if time.monotonic() > deadline:
-                sys.exit("timed out waiting for the campaign to finish")
-            time.sleep(0.2)
+        wait_until_settled(timeout=args.timeout, what="the campaign")
         wall = time.perf_counter() - started
         worker_cpu = _cpu_seconds(_process_tree(service.worker.pid)) - worker_cpu_before
         sampler.stopped.set()

@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._harness import Service, bench_env, issue_token, percentile, reset_database  # noqa: E402
+from bench._harness import Service, bench_env, issue_token, percentile, reset_database, wait_until_settled  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
 
     django.setup()
     from requests_app.models import Request
-    from requests_app.models.statuses import REQUEST_TERMINAL, RequestStatus
+    from requests_app.models.statuses import RequestStatus
 
     body = {"request_type": 99, "request_metadata": {"files": args.files, "files_per_poll": args.files}}
     latencies: list[float] = []
@@ -63,11 +63,7 @@ def main() -> None:
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(client, shares))
         submit_s = time.perf_counter() - started
-        deadline = time.monotonic() + args.timeout
-        while Request.objects.exclude(status__in=REQUEST_TERMINAL).exists():
-            if time.monotonic() > deadline:
-                sys.exit("timed out waiting for the requests to finish")
-            time.sleep(0.2)
+        wait_until_settled(timeout=args.timeout, messages=False)
         all_finished_s = time.perf_counter() - started
         finished = Request.objects.filter(status=RequestStatus.FINISHED).count()
 

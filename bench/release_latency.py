@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._harness import PYTHON, ROOT, Service, bench_env, percentile, reset_database  # noqa: E402
+from bench._harness import PYTHON, ROOT, Service, bench_env, percentile, reset_database, wait_until_settled  # noqa: E402
 
 
 def landing_to_delivery_ms() -> list[float]:
@@ -76,8 +76,6 @@ def main() -> None:
     django.setup()
     from carousel.campaign import campaign_submit
     from carousel.models import SimDataset
-    from requests_app.models import Message, Request
-    from requests_app.models.statuses import REQUEST_TERMINAL, MessageStatus
 
     with Service(env, web=False, beat=True):
         time.sleep(3)  # let the worker connect first
@@ -89,14 +87,7 @@ def main() -> None:
             dest_rse="SIM_DATADISK",
             max_waiting_time=args.max_waiting_time,
         )
-        deadline = time.monotonic() + args.timeout
-        while (
-            Request.objects.exclude(status__in=REQUEST_TERMINAL).exists()
-            or Message.objects.exclude(status=MessageStatus.DELIVERED).exists()
-        ):
-            if time.monotonic() > deadline:
-                sys.exit("timed out waiting for the campaign to finish")
-            time.sleep(0.2)
+        wait_until_settled(timeout=args.timeout, what="the campaign")
         wall = time.perf_counter() - started
     latencies = landing_to_delivery_ms()
     result = {
