@@ -333,13 +333,22 @@ class RedisStreamSource:
                     raw=raw,
                 )
             )
-        if trimmed:
-            self.client.xack(self.stream, self.group, *trimmed)
+        self._ack_ids(trimmed)
         return deliveries
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
-        if deliveries:
-            self.client.xack(self.stream, self.group, *(d.ack_token for d in deliveries))
+        self._ack_ids([d.ack_token for d in deliveries])
+
+    def _ack_ids(self, entry_ids: list[Any]) -> None:
+        if not entry_ids:
+            return
+        try:
+            self.client.xack(self.stream, self.group, *entry_ids)
+        except (self._redis.ConnectionError, self._redis.TimeoutError) as exc:
+            # Unacked entries stay pending in the group: read our pending list again so they come
+            # back (the recorder drops the repeats) instead of waiting for the next restart.
+            logger.warning("ack failed, Redis unreachable (%s); re-reading pending entries", exc)
+            self._next_id = "0"
 
     def close(self) -> None:
         self.client.close()
