@@ -81,7 +81,9 @@ class Service:
         return child
 
     def __enter__(self) -> Service:
-        worker = ["-m", "celery", "-A", "idds_site", "worker", "-l", "WARNING", "-c", str(self.concurrency)]
+        # BENCH_WORKER_LOG=INFO logs every task's receipt and run time to var/bench/worker.log.
+        log_level = os.environ.get("BENCH_WORKER_LOG", "WARNING")
+        worker = ["-m", "celery", "-A", "idds_site", "worker", "-l", log_level, "-c", str(self.concurrency)]
         if self.queues:
             worker += ["-Q", self.queues]
         self.worker = self._start("worker", *worker)

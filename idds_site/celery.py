@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idds_site.settings")
 
 app = Celery("idds_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+def recycle_database_connections(sender: Task | None = None, **_: Any) -> None:
+    """Close connections that are too old or broken, as Django does before each HTTP request.
+
+    Eager tasks run inside their caller's transaction, whose connection must not be touched.
+    """
+    if sender is not None and getattr(sender.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

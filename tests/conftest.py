@@ -64,6 +64,22 @@ def celery_worker_session(django_db_setup, django_db_blocker) -> Iterator[object
         celery_app.control.purge()
         with start_worker(celery_app, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30) as worker:
             yield worker
+        _end_other_sessions()
+
+
+def _end_other_sessions() -> None:
+    """End the stopped worker thread's database sessions, so the test database can be dropped.
+
+    Workers keep their connections between tasks (CONN_MAX_AGE), and Django's connections are
+    per thread: a finished thread's are never closed by anyone else.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -16,49 +18,75 @@ from django.db.models import Model
 BULK_CREATE_BATCH = 2000
 
 
+def _copy_text(text: str) -> str:
+    # COPY text format: backslash, tab and newlines must be escaped. Names almost never hold
+    # them, and four C-level searches are much cheaper than four replaces.
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _copy_json(value: dict | list) -> str:
+    # The dict or list itself is what bulk_create needs on other databases; most are empty.
+    return ("{}" if isinstance(value, dict) else "[]") if not value else _copy_text(json.dumps(value))
+
+
+# Encoder per exact type: one dict lookup per value (this loop runs once per cell of 10^6 rows).
+_COPY_ENCODERS: dict[type, Callable[[Any], str]] = {
+    int: str,
+    str: _copy_text,
+    type(None): lambda _: r"\N",
+    bool: lambda value: "t" if value else "f",
+    float: repr,
+    Decimal: str,
+    datetime: datetime.isoformat,
+    date: date.isoformat,
+    dict: _copy_json,
+    list: _copy_json,
+}
+
+
 def _copy_value(value: Any) -> str:
-    if type(value) is int:
-        return str(value)
-    if value is None:
-        return r"\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    # JSON columns: the dict or list itself is what bulk_create needs on other databases.
-    text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-    # COPY text format: backslash, tab and newlines must be escaped.
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    encoder = _COPY_ENCODERS.get(type(value))
+    return encoder(value) if encoder is not None else _copy_text(str(value))
 
 
 def insert_rows(
-    model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]], *, plain: bool = False
+    model: type[Model],
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    constants: Mapping[str, Any] | None = None,
+    plain: bool = False,
 ) -> int:
     """Insert ``rows`` (tuples in ``columns`` order, column names as in the table) and return the count.
 
     COPY moves ~400k narrow rows in about two seconds where ``bulk_create`` needs ten or more.
+    ``constants`` are columns with the same value in every row (timestamps, the parent's id):
+    encoded once instead of once per row, which was a third of the cost for timestamps.
     ``plain=True`` promises values whose ``str()`` is already valid COPY text (numbers, hex ids,
-    ISO timestamps, "t"/"f"): it skips the escaping, a third of the cost for 400k rows.
+    ISO timestamps, "t"/"f") and skips the encoding.
     """
+    constants = dict(constants or {})
+    all_columns = [*columns, *constants]
     if connection.vendor == "postgresql":
+        tail = "".join(f"\t{_copy_value(value)}" for value in constants.values()) + "\n"
         buffer = io.StringIO()
         count = 0
         for row in rows:
-            buffer.write("\t".join(map(str, row)) if plain else "\t".join(_copy_value(value) for value in row))
-            buffer.write("\n")
+            buffer.write("\t".join(map(str if plain else _copy_value, row)))
+            buffer.write(tail)
             count += 1
         buffer.seek(0)
         with connection.cursor() as cursor:
-            cursor.copy_expert(
-                f"COPY {model._meta.db_table} ({', '.join(columns)}) FROM STDIN",
-                buffer,
-            )
+            cursor.copy_expert(f"COPY {model._meta.db_table} ({', '.join(all_columns)}) FROM STDIN", buffer)
         return count
     attnames = {field.column: field.attname for field in model._meta.concrete_fields}
     fields = {field.attname: field for field in model._meta.concrete_fields}
     objects = []
     for row in rows:
-        values = {attnames[column]: value for column, value in zip(columns, row, strict=True)}
+        cells = zip(all_columns, (*row, *constants.values()), strict=True)
+        values = {attnames[column]: value for column, value in cells}
         if plain:
             # Plain rows carry text ("t", ISO timestamps); each field parses its own.
             values = {name: fields[name].to_python(value) for name, value in values.items()}

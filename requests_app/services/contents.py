@@ -26,21 +26,9 @@ from .transitions import bulk_transition, sources_for
 # PostgreSQL here while a 100k-file dataset still needs only 20 round trips.
 CHUNK = 5000
 FAILED_STATUSES = frozenset({ContentStatus.FAILED, ContentStatus.FINAL_FAILED})
-CONTENT_COLUMNS = (
-    "collection_id",
-    "scope",
-    "name",
-    "content_type",
-    "status",
-    "bytes",
-    "adler32",
-    "path",
-    "details",
-    "retries",
-    "status_changed_at",
-    "created_at",
-    "updated_at",
-)
+# Per-row columns of a new content; the parent, the counters and the timestamps are the same for
+# every row of a batch and go to insert_rows as constants.
+CONTENT_COLUMNS = ("scope", "name", "content_type", "status", "bytes", "adler32", "path", "details")
 
 
 def contents_create(
@@ -48,9 +36,8 @@ def contents_create(
 ) -> int:
     """Create contents in bulk (COPY on PostgreSQL), bump the counters, announce them if wanted."""
     now = timezone.now()
-    rows = [
+    rows = (
         (
-            collection.pk,
             spec.scope or collection.scope,
             spec.name,
             spec.content_type,
@@ -59,14 +46,17 @@ def contents_create(
             spec.adler32,
             spec.path,
             spec.details,
-            0,
-            now,
-            now,
-            now,
         )
         for spec in specs
-    ]
-    insert_rows(Content, CONTENT_COLUMNS, rows)
+    )
+    constants = {
+        "collection_id": collection.pk,
+        "retries": 0,
+        "status_changed_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    insert_rows(Content, CONTENT_COLUMNS, rows, constants=constants)
     available = [spec for spec in specs if spec.status == ContentStatus.AVAILABLE]
     Collection.objects.filter(pk=collection.pk).update(
         total_files=F("total_files") + len(specs),

@@ -21,11 +21,25 @@ def test_copied_rows_read_back_exactly_as_given():
     insert_rows(
         Content,
         CONTENT_COLUMNS,
-        [(collection.pk, "s", "back\\slash\nnewline", 0, 0, 7, "", None, details, 0, now, now, now)],
+        [
+            ("s", "back\\slash\nnewline", 0, 0, 7, "", None, details),
+            ("s\ttab", "plain", 0, 2, 2**40, "0a1b2c3d", "/disk/plain", {}),
+        ],
+        constants={
+            "collection_id": collection.pk,
+            "retries": 0,
+            "status_changed_at": now,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
 
-    content = Content.objects.get(collection=collection)
-    assert content.name == "back\\slash\nnewline"
-    assert content.details == details
-    assert content.path is None
-    assert content.status_changed_at == now
+    awkward, plain = Content.objects.filter(collection=collection).order_by("id")
+    assert awkward.name == "back\\slash\nnewline"
+    assert awkward.details == details
+    assert awkward.path is None
+    assert awkward.status_changed_at == now
+    assert (plain.scope, plain.status, plain.bytes) == ("s\ttab", 2, 2**40)
+    assert (plain.adler32, plain.path) == ("0a1b2c3d", "/disk/plain")
+    assert plain.details == {}
+    assert plain.created_at == now
