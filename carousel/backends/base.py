@@ -21,7 +21,8 @@ RULE_STATES = ("REPLICATING", "OK", "STUCK", "SUSPENDED", "WAITING_APPROVAL", "I
 LOCK_STATES = ("REPLICATING", "OK", "STUCK")
 
 
-@dataclass(frozen=True)
+# Not frozen: one is built per file of a campaign, and a frozen dataclass costs 2.5x to build.
+@dataclass(slots=True)
 class DatasetFile:
     scope: str
     name: str
@@ -52,7 +53,8 @@ class RuleInfo:
     created_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+# Not frozen: one is built per file of a campaign, and a frozen dataclass costs 2.5x to build.
+@dataclass(slots=True)
 class LockInfo:
     scope: str
     name: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -120,19 +120,12 @@ def _apply_group(
     processed_delta = processed_bytes_delta = failed_delta = 0
     for start in range(0, len(names), CHUNK):
         chunk = names[start : start + CHUNK]
-        rows = list(
-            Content.objects.filter(collection=collection, name__in=chunk, status__in=sources)
-            .order_by("id")
-            .values_list("id", "name", "scope", "path", "bytes", "status")
-        )
+        if any(by_name[name].path is not None or by_name[name].details for name in chunk):
+            rows = _move_with_paths(collection, chunk, sources, by_name, new_status, now)
+        else:
+            rows = _move_by_name(collection, chunk, sources, new_status, now)
         if not rows:
             continue
-        ids = [row[0] for row in rows]
-        per_row_fields = any(by_name[row[1]].path is not None or by_name[row[1]].details for row in rows)
-        if per_row_fields:
-            _update_with_paths(rows, by_name, new_status, now)
-        else:
-            bulk_transition(Content.objects.filter(id__in=ids), new_status, status_changed_at=now, updated_at=now)
         changed += len(rows)
         # Announce in the order the work type reported (landing order), not in row id order.
         rows.sort(key=lambda row: order[row[1]])
@@ -157,8 +150,58 @@ def _apply_group(
     return changed
 
 
-def _update_with_paths(rows: list[tuple], by_name: dict[str, ContentUpdate], new_status: int, now) -> None:
+# The rows a chunk moves, with their status before the move, in one statement: the row locks
+# are taken in id order (two polls of overlapping files cannot deadlock) and the names travel
+# as one array parameter. A SELECT then an UPDATE by id cost twice the index probes and, in
+# Django's IN lookup, a third of the poll's CPU.
+_MOVE_BY_NAME = """
+    UPDATE {table} AS moved SET status = %s, status_changed_at = %s, updated_at = %s
+    FROM (
+        SELECT id, status FROM {table}
+        WHERE collection_id = %s AND name = ANY(%s) AND status = ANY(%s)
+        ORDER BY id FOR UPDATE
+    ) AS before
+    WHERE moved.id = before.id
+    RETURNING moved.id, moved.name, moved.scope, moved.path, moved.bytes, before.status
+"""
+
+MovedRow = tuple[int, str, str, str | None, int, int]  # id, name, scope, path, bytes, old status
+
+
+def _move_by_name(
+    collection: Collection, names: list[str], sources: frozenset[int], new_status: int, now
+) -> list[MovedRow]:
+    """Move the contents named ``names`` whose status is in ``sources``; return what moved."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _MOVE_BY_NAME.format(table=Content._meta.db_table),
+                [new_status, now, now, collection.pk, names, sorted(sources)],
+            )
+            return cursor.fetchall()
+    rows = _rows_to_move(collection, names, sources)
+    bulk_transition(Content.objects.filter(id__in=[row[0] for row in rows]), new_status, status_changed_at=now)
+    return rows
+
+
+def _rows_to_move(collection: Collection, names: list[str], sources: frozenset[int]) -> list[MovedRow]:
+    return list(
+        Content.objects.filter(collection=collection, name__in=names, status__in=sources)
+        .order_by("id")
+        .values_list("id", "name", "scope", "path", "bytes", "status")
+    )
+
+
+def _move_with_paths(
+    collection: Collection,
+    names: list[str],
+    sources: frozenset[int],
+    by_name: dict[str, ContentUpdate],
+    new_status: int,
+    now,
+) -> list[MovedRow]:
     """Updates that also carry a path or details: one bulk_update instead of one UPDATE per row."""
+    rows = _rows_to_move(collection, names, sources)
     objs = Content.objects.in_bulk([row[0] for row in rows])
     for content in objs.values():
         update = by_name[content.name]
@@ -172,3 +215,4 @@ def _update_with_paths(rows: list[tuple], by_name: dict[str, ContentUpdate], new
     Content.objects.bulk_update(
         list(objs.values()), ["status", "status_changed_at", "updated_at", "path", "details"], batch_size=1000
     )
+    return rows

@@ -6,6 +6,7 @@ change it announces was committed; the conductor is woken after commit.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
@@ -107,4 +108,10 @@ def messages_write(messages: list[Message]) -> list[Message]:
 
 
 def file_entry(scope: str, name: str, path: str | None, status: int) -> FileEntry:
-    return {"scope": scope, "name": name, "path": path, "status": ContentStatus(status).label}
+    return {"scope": scope, "name": name, "path": path, "status": _status_label(status)}
+
+
+@functools.cache
+def _status_label(status: int) -> str:
+    # Called once per announced file: the enum lookup is cached (a handful of statuses).
+    return ContentStatus(status).label
