@@ -203,6 +203,9 @@ class ThrottleReservation(models.Model):
     destination = models.CharField(max_length=255)
     files = models.IntegerField()
     admitted = models.BooleanField(default=False)
+    # What the request last waited on ("queue", "source", "destination"): when room opens at a
+    # source or destination, only the requests that can use it are offered again.
+    waiting_on = models.CharField(max_length=16, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     admitted_at = models.DateTimeField(null=True, blank=True)
 

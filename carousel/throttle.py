@@ -120,32 +120,54 @@ def throttle_admit(
             of_source.filter(request_id__in=ended).delete()
         ahead = of_source.filter(admitted=False, request_id__lt=request_id).count()
         if ahead:
-            return f"waiting behind {ahead} older request(s) for source {source}"
+            return _wait(entry, "queue", f"waiting behind {ahead} older request(s) for source {source}")
         in_source = inflight(source=source)
         if not admits(limits, inflight=in_source, files=files):
-            return (
+            return _wait(
+                entry,
+                "source",
                 f"source {source} has {in_source} files queued or staging; this request adds {files} "
                 f"(cap {limits.max_files_per_source}, new requests join while at most "
-                f"{int(limits.max_files_per_source * limits.max_staging_ratio)} are in flight)"
+                f"{int(limits.max_files_per_source * limits.max_staging_ratio)} are in flight)",
             )
         in_destination = inflight(destination=destination)
         if not admits_destination(limits, inflight=in_destination, files=files):
-            return (
+            return _wait(
+                entry,
+                "destination",
                 f"destination {destination} has {in_destination} files staging; this request adds {files} "
-                f"(cap {limits.max_files_per_destination})"
+                f"(cap {limits.max_files_per_destination})",
             )
-        ThrottleReservation.objects.filter(pk=entry.pk).update(admitted=True, admitted_at=timezone.now())
+        ThrottleReservation.objects.filter(pk=entry.pk).update(admitted=True, admitted_at=timezone.now(), waiting_on="")
     return None
 
 
-def throttled_request_ids() -> list[int]:
-    """The head of every source's waiting queue (live requests only): the ones worth offering again."""
+def _wait(entry: ThrottleReservation, waiting_on: str, reason: str) -> str:
+    if entry.waiting_on != waiting_on:
+        ThrottleReservation.objects.filter(pk=entry.pk).update(waiting_on=waiting_on)
+    return reason
+
+
+def throttled_request_ids(*, source: str | None = None, destination: str | None = None) -> list[int]:
+    """The head of every source's waiting queue (live requests only): the ones worth offering again.
+
+    With ``source`` and ``destination`` (where room just opened): the head for that source, and
+    heads of other sources that wait on that destination's cap.
+    """
     waiting = list(
-        ThrottleReservation.objects.filter(admitted=False).order_by("request_id").values_list("request_id", "source")
+        ThrottleReservation.objects.filter(admitted=False)
+        .order_by("request_id")
+        .values_list("request_id", "source", "destination", "waiting_on")
     )
-    ended = _ended([request_id for request_id, _ in waiting])
-    heads: dict[str, int] = {}
-    for request_id, source in waiting:
+    ended = _ended([request_id for request_id, *_ in waiting])
+    heads: dict[str, tuple[int, str, str]] = {}
+    for request_id, its_source, its_destination, waiting_on in waiting:
         if request_id not in ended:
-            heads.setdefault(source, request_id)
-    return sorted(heads.values())
+            heads.setdefault(its_source, (request_id, its_destination, waiting_on))
+    if source is not None:
+        heads = {
+            its_source: head
+            for its_source, head in heads.items()
+            if its_source == source or (head[2] == "destination" and head[1] == destination)
+        }
+    return sorted(request_id for request_id, *_ in heads.values())

@@ -171,7 +171,7 @@ class StageInWorkType(WorkType):
         updates = [ContentUpdate(name=name, status=ContentStatus.AVAILABLE) for name in outcome.landed]
         updates += [ContentUpdate(name=name, status=ContentStatus.FINAL_FAILED) for name in outcome.final_failed]
         if outcome.landed or outcome.metadata.get("stuck_count") != processing.processing_metadata.get("stuck_count"):
-            _wake_throttled()
+            _wake_throttled(transform)
         return PollResult(
             updates=updates,
             status=ProcessingStatus.FINISHED if outcome.remaining == 0 else ProcessingStatus.RUNNING,
@@ -195,7 +195,7 @@ class StageInWorkType(WorkType):
             decision.output = {"failed_files": failed}
             decision.reason = f"{decision.reason}; failed files: {', '.join(failed[:10])}".strip("; ")
         if decision.finish is not None:
-            _wake_throttled(on_commit=True)
+            _wake_throttled(transform, on_commit=True)
         return decision
 
     def abort(self, processing: Processing) -> None:
@@ -209,18 +209,21 @@ def _joins_live_transform(key: str | None) -> bool:
     return bool(key) and Transform.objects.filter(dedup_key=key).exclude(status__in=REQUEST_TERMINAL).exists()
 
 
-def _wake_throttled(*, on_commit: bool = False) -> None:
-    """Offer the oldest waiting requests to the clerk again: room may have opened at their source.
+def _wake_throttled(transform: Transform, *, on_commit: bool = False) -> None:
+    """Offer the waiting requests that can use the room this transform made at its source and
+    destination to the clerk again.
 
     From a poll (outside the carrier's transaction) the offer waits a second so the poll's
     counters are committed when the throttle reads them, and happens at most once a second per
-    process however often files land; the watchdog is the safety net.
+    source however often files land; the watchdog is the safety net.
     """
     from requests_app.tasks import process_request as process_request_task
 
-    if not on_commit and not cache.add(WAKE_KEY, True, timeout=WAKE_SECONDS):
+    source = transform.transform_metadata.get("source", "")
+    destination = transform.transform_metadata.get("destination", "")
+    if not on_commit and not cache.add(f"{WAKE_KEY}:{source}", True, timeout=WAKE_SECONDS):
         return
-    for request_id in throttled_request_ids():
+    for request_id in throttled_request_ids(source=source, destination=destination):
         if on_commit:
             process_request_task.delay_on_commit(request_id)
         else:

@@ -67,6 +67,26 @@ def test_it_caps_the_destination_across_sources():
     assert "destination DISK has 100 files staging" in reason
 
 
+def test_room_at_a_source_is_offered_to_its_head_and_to_heads_waiting_on_the_same_destination():
+    # given: TAPE-A and TAPE-B full, TAPE-C's head held by the destination cap, TAPE-D's by another
+    assert admit(request_id(), 60, source="TAPE-A") is None
+    on_a = request_id()
+    assert "source TAPE-A" in admit(on_a, 60, source="TAPE-A")
+    assert admit(request_id(), 60, source="TAPE-B") is None
+    on_b = request_id()
+    assert "source TAPE-B" in admit(on_b, 60, source="TAPE-B")
+    on_c = request_id()
+    assert "destination DISK" in admit(on_c, 40, source="TAPE-C")
+    assert admit(request_id(), 100, source="TAPE-D", destination="OTHER") is None
+    on_d = request_id()
+    assert "destination OTHER" in admit(on_d, 60, source="TAPE-E", destination="OTHER")
+
+    # when: room opens at TAPE-A (towards DISK) / then its head and the head waiting on DISK
+    assert throttled_request_ids(source="TAPE-A", destination="DISK") == [on_a, on_c]
+    assert throttled_request_ids() == [on_a, on_b, on_c, on_d]
+    assert ThrottleReservation.objects.get(request_id=on_b).waiting_on == "source"
+
+
 def test_it_forgets_requests_that_ended_and_frees_their_room():
     # given
     running = request_id()
