@@ -51,6 +51,16 @@ def _copy_value(value: Any) -> str:
     return encoder(value) if encoder is not None else _copy_text(str(value))
 
 
+def text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL text[] literal, to pass as one parameter cast with ``%s::text[]``.
+
+    psycopg2 adapts a list element by element (2 us each: a second per 400k names); this is a
+    quarter of that. The planner also sees a constant array, which it can hash.
+    """
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
+
+
 def insert_rows(
     model: type[Model],
     columns: Sequence[str],

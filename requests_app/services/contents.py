@@ -18,13 +18,15 @@ from requests_app.models import Collection, Content, Transform
 from requests_app.models.statuses import ContentStatus
 from requests_app.worktypes.base import ContentSpec, ContentUpdate, WorkType
 
-from .bulk import insert_rows
+from .bulk import insert_rows, text_array
 from .messages import FileEntry, file_entry, file_messages, messages_write
 from .transitions import bulk_transition, sources_for
 
-# Rows per INSERT / per UPDATE ... WHERE id IN (...): 5000 keeps each statement under ~50 ms on
-# PostgreSQL here while a 100k-file dataset still needs only 20 round trips.
-CHUNK = 5000
+# Names per UPDATE. PostgreSQL finds a chunk's rows by scanning the collection's pending contents
+# and testing each against the (hashed) name array, so every chunk re-reads what earlier chunks
+# left pending: large chunks keep that near linear (a 100k-file dataset in 2 statements, not 20)
+# and cost 5-20 % less per file than 5000; 50k names are ~3 MB of SQL text.
+CHUNK = 50_000
 FAILED_STATUSES = frozenset({ContentStatus.FAILED, ContentStatus.FINAL_FAILED})
 # Per-row columns of a new content; the parent, the counters and the timestamps are the same for
 # every row of a batch and go to insert_rows as constants.
@@ -159,7 +161,7 @@ def _apply_group(
 _MOVE_BY_NAME = """
     UPDATE {table} AS moved SET status = %s, status_changed_at = %s, updated_at = %s
     FROM (
-        SELECT id, status FROM {table} WHERE collection_id = %s AND name = ANY(%s) AND status = ANY(%s)
+        SELECT id, status FROM {table} WHERE collection_id = %s AND name = ANY(%s::text[]) AND status = ANY(%s)
     ) AS before
     WHERE moved.id = before.id AND moved.status = ANY(%s)
     RETURNING moved.id, moved.name, moved.scope, moved.path, moved.bytes, before.status
@@ -176,7 +178,7 @@ def _move_by_name(
         with connection.cursor() as cursor:
             cursor.execute(
                 _MOVE_BY_NAME.format(table=Content._meta.db_table),
-                [new_status, now, now, collection.pk, names, sorted(sources), sorted(sources)],
+                [new_status, now, now, collection.pk, text_array(names), sorted(sources), sorted(sources)],
             )
             return cursor.fetchall()
     rows = _rows_to_move(collection, names, sources)

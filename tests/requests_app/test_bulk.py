@@ -43,3 +43,15 @@ def test_copied_rows_read_back_exactly_as_given():
     assert (plain.adler32, plain.path) == ("0a1b2c3d", "/disk/plain")
     assert plain.details == {}
     assert plain.created_at == now
+
+
+def test_a_text_array_literal_reads_back_as_the_same_strings():
+    from django.db import connection
+
+    from requests_app.services.bulk import text_array
+
+    values = ["plain", 'quo"te', "back\\slash", "a,b", "{braces}", " spaced ", "", "NULL", "tab\there", "ünï"]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[]", [text_array(values)])
+        assert cursor.fetchone()[0] == values
