@@ -87,11 +87,16 @@ def inflight(*, source: str | None = None, destination: str | None = None) -> in
     return sum(max(0, count) for count in remaining.values())
 
 
-def _ended(request_ids) -> set[int]:
+def _ended_requests():
+    """Ids of requests that ended, as a subquery (one statement with whatever uses it)."""
     from requests_app.models import Request
     from requests_app.models.statuses import REQUEST_TERMINAL
 
-    return set(Request.objects.filter(pk__in=request_ids, status__in=REQUEST_TERMINAL).values_list("pk", flat=True))
+    return Request.objects.filter(status__in=REQUEST_TERMINAL).values("pk")
+
+
+def _ended(request_ids) -> set[int]:
+    return set(_ended_requests().filter(pk__in=request_ids).values_list("pk", flat=True))
 
 
 def reservation_of(request_id: int) -> ThrottleReservation | None:
@@ -104,10 +109,10 @@ def throttle_admit(
 ) -> str | None:
     """Admit a request (None) or say why it waits. Serialised per source and destination by row locks."""
     limits = limits or ThrottleLimits.from_settings()
+    keys = _keys(source, destination)
     with transaction.atomic():
-        for key in _keys(source, destination):
-            ThrottleBucket.objects.get_or_create(key=key)
-        list(ThrottleBucket.objects.select_for_update().filter(key__in=_keys(source, destination)).order_by("key"))
+        ThrottleBucket.objects.bulk_create([ThrottleBucket(key=key) for key in keys], ignore_conflicts=True)
+        list(ThrottleBucket.objects.select_for_update().filter(key__in=keys).order_by("key"))
         entry, _ = ThrottleReservation.objects.get_or_create(
             request_id=request_id, defaults={"source": source, "destination": destination, "files": files}
         )
@@ -115,9 +120,7 @@ def throttle_admit(
             return None
         # Entries of requests that ended (aborted while waiting, finished) leave the queue for good.
         of_source = ThrottleReservation.objects.filter(source=source)
-        ended = _ended(of_source.values_list("request_id", flat=True))
-        if ended:
-            of_source.filter(request_id__in=ended).delete()
+        of_source.filter(request_id__in=_ended_requests()).delete()
         ahead = of_source.filter(admitted=False, request_id__lt=request_id).count()
         if ahead:
             return _wait(entry, "queue", f"waiting behind {ahead} older request(s) for source {source}")

@@ -282,8 +282,10 @@ def locks_list(
     rows = locks.order_by("event_at", "id").values_list(
         "rule_id", "file__scope", "file__name", "fails", "event_at", "source_tape_id"
     )
-    # Rows stream from a server-side cursor so 400k locks never sit in memory as model objects.
-    for rule_id, scope, name, fails, event_at, tape in rows.iterator(chunk_size=20_000):
+    # One plain query: a rule holds one dataset (tens of thousands of tuples, a few MB), and the
+    # caller keeps every landed name anyway. A server-side cursor outside a transaction is
+    # declared WITH HOLD, which made PostgreSQL copy the whole result first: twice the work.
+    for rule_id, scope, name, fails, event_at, tape in rows:
         rse, created = rules[rule_id]
         if event_at <= horizon:
             state, moment = ("STUCK" if fails else "OK"), event_at
