@@ -19,9 +19,11 @@ Life of a request (DESIGN.md "Data carousel", IDDS_REFERENCE.md §5):
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from django.core.cache import cache
+from django.db import transaction
 
 from requests_app.errors import PermanentError
 from requests_app.models import Content, Processing, Request, Transform
@@ -53,7 +55,7 @@ from .polling import poll_stagein
 from .throttle import reservation_of, throttle_admit, throttled_request_ids
 
 logger = logging.getLogger(__name__)
-# Offers of waiting requests to the clerk, debounced per process (Django's cache).
+# Offers of freed room to waiting requests, debounced per source in each process (Django's cache).
 WAKE_KEY = "carousel:wake-throttled"
 WAKE_SECONDS = 1.0
 # Files named in the collection message of a partly failed dataset; the rest are counted.
@@ -170,14 +172,17 @@ class StageInWorkType(WorkType):
         )
         updates = [ContentUpdate(name=name, status=ContentStatus.AVAILABLE) for name in outcome.landed]
         updates += [ContentUpdate(name=name, status=ContentStatus.FINAL_FAILED) for name in outcome.final_failed]
-        if outcome.landed or outcome.metadata.get("stuck_count") != processing.processing_metadata.get("stuck_count"):
-            _wake_throttled(transform)
+        room_freed = outcome.landed or outcome.metadata.get("stuck_count") != processing.processing_metadata.get(
+            "stuck_count"
+        )
         return PollResult(
             updates=updates,
             status=ProcessingStatus.FINISHED if outcome.remaining == 0 else ProcessingStatus.RUNNING,
             metadata=outcome.metadata,
             next_poll_in=outcome.next_poll_in,
             error=outcome.note,
+            # Once the landings are committed the throttle counts them: offer the room at once.
+            after_commit=[partial(_offer_room, transform, debounce=True)] if room_freed else [],
         )
 
     def decide(self, transform: Transform) -> Decision:
@@ -195,7 +200,7 @@ class StageInWorkType(WorkType):
             decision.output = {"failed_files": failed}
             decision.reason = f"{decision.reason}; failed files: {', '.join(failed[:10])}".strip("; ")
         if decision.finish is not None:
-            _wake_throttled(transform, on_commit=True)
+            transaction.on_commit(partial(_offer_room, transform))
         return decision
 
     def abort(self, processing: Processing) -> None:
@@ -209,22 +214,22 @@ def _joins_live_transform(key: str | None) -> bool:
     return bool(key) and Transform.objects.filter(dedup_key=key).exclude(status__in=REQUEST_TERMINAL).exists()
 
 
-def _wake_throttled(transform: Transform, *, on_commit: bool = False) -> None:
-    """Offer the waiting requests that can use the room this transform made at its source and
-    destination to the clerk again.
+def _offer_room(transform: Transform, *, debounce: bool = False) -> None:
+    """Offer the room this transform made at its source and destination to the waiting requests
+    that can use it (the throttle's heads), right away.
 
-    From a poll (outside the carrier's transaction) the offer waits a second so the poll's
-    counters are committed when the throttle reads them, and happens at most once a second per
-    source however often files land; the watchdog is the safety net.
+    Polls land files every second or so on a busy source, so with ``debounce`` a source gets at
+    most one immediate offer per WAKE_SECONDS and one trailing offer at the end of that window,
+    which sees every landing in between; the watchdog is the safety net.
     """
     from requests_app.tasks import process_request as process_request_task
 
     source = transform.transform_metadata.get("source", "")
     destination = transform.transform_metadata.get("destination", "")
-    if not on_commit and not cache.add(f"{WAKE_KEY}:{source}", True, timeout=WAKE_SECONDS):
-        return
+    delay = 0.0
+    if debounce and not cache.add(f"{WAKE_KEY}:{source}", True, timeout=WAKE_SECONDS):
+        if not cache.add(f"{WAKE_KEY}:{source}:trailing", True, timeout=WAKE_SECONDS):
+            return
+        delay = WAKE_SECONDS
     for request_id in throttled_request_ids(source=source, destination=destination):
-        if on_commit:
-            process_request_task.delay_on_commit(request_id)
-        else:
-            process_request_task.apply_async((request_id,), countdown=WAKE_SECONDS)
+        process_request_task.apply_async((request_id,), countdown=delay)

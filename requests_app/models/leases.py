@@ -36,5 +36,10 @@ class AgentLease(models.Model):
         return True
 
     @classmethod
+    def is_held(cls, name: str) -> bool:
+        """Whether someone holds the lease now (an expired lease counts as free)."""
+        return cls.objects.filter(name=name, expires_at__gte=timezone.now()).exclude(holder="").exists()
+
+    @classmethod
     def release(cls, name: str, holder: str) -> None:
         cls.objects.filter(name=name, holder=holder).update(holder="", expires_at=None)

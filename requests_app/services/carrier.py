@@ -161,6 +161,8 @@ def _apply_poll(processing: Processing, result: PollResult, holder: str, work_ty
             fields["processing_metadata"] = {**processing.processing_metadata, **result.metadata}
         if result.error:
             fields["errors"] = _record_error(processing, result.error)
+        for hand_off in result.after_commit:
+            transaction.on_commit(hand_off)
         new_status = result.status if result.status is not None else processing.status
         if new_status in PROCESSING_TERMINAL:
             fields["finished_at"] = timezone.now()

@@ -101,9 +101,9 @@ def messages_write(messages: list[Message]) -> list[Message]:
     if not messages:
         return messages
     created = Message.objects.bulk_create(messages, batch_size=500)
-    from requests_app.tasks import deliver_messages as deliver_messages_task
+    from .conductor import wake_conductor
 
-    transaction.on_commit(lambda: deliver_messages_task.delay())
+    transaction.on_commit(wake_conductor)
     return created
 
 

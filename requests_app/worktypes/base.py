@@ -29,6 +29,7 @@ Rules for implementations:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -112,6 +113,9 @@ class PollResult:
     # A hint from the work type (e.g. the simulator knows the next landing); None = back off.
     next_poll_in: float | None = None
     error: str | None = None
+    # Hand-offs that must see this poll's changes (e.g. offering freed room to waiting requests):
+    # the carrier runs them once its transaction committed.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass

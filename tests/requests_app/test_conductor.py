@@ -127,3 +127,20 @@ def test_only_one_conductor_delivers_at_a_time(sinks):
 
     assert conductor.messages_deliver() == 0
     assert Message.objects.get().status == MessageStatus.NEW
+
+
+def test_new_messages_wake_the_conductor_only_when_none_is_running(sinks):
+    from requests_app.models import AgentLease
+
+    # given: no conductor running / then a run is requested
+    assert conductor.wake_conductor() is True
+
+    # given: a conductor holding its lease (it re-reads the outbox before letting go)
+    assert AgentLease.acquire("conductor", "other-host:1", 60)
+    assert conductor.wake_conductor() is False
+
+    # when it lets go, or its lease expires / then runs are requested again
+    AgentLease.release("conductor", "other-host:1")
+    assert conductor.wake_conductor() is True
+    assert AgentLease.acquire("conductor", "dead-host:1", -1)
+    assert conductor.wake_conductor() is True
