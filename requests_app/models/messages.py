@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from .collections import Collection
+from .fields import FastJSONField
 from .requests import Request
 from .statuses import MessageStatus
 from .transforms import Processing, Transform
@@ -31,7 +32,7 @@ class Message(models.Model):
     collection = models.ForeignKey(Collection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     workload_id = models.BigIntegerField(null=True, blank=True)
     num_contents = models.IntegerField(default=0)
-    body = models.JSONField()
+    body = FastJSONField()
     attempts = models.IntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)

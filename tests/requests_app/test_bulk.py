@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.utils import timezone
 
@@ -55,3 +57,20 @@ def test_a_text_array_literal_reads_back_as_the_same_strings():
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s::text[]", [text_array(values)])
         assert cursor.fetchone()[0] == values
+
+
+def test_message_bodies_round_trip_through_the_fast_json_field():
+    from requests_app.models import Message
+    from tests.factories import MessageFactory
+
+    body = {"files": [{"name": "a\tb", "path": None, "status": "Available"}], "output": {"1": [0.5, "ünï"]}}
+    message = MessageFactory(body=body)
+
+    assert Message.objects.get(pk=message.pk).body == body
+
+
+def test_json_text_falls_back_for_what_orjson_refuses():
+    from requests_app.models.fields import json_text
+
+    assert json.loads(json_text({1: "integer key"})) == {"1": "integer key"}
+    assert json_text({"nan": float("nan")}) == '{"nan":null}'
