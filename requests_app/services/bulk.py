@@ -47,8 +47,28 @@ _COPY_ENCODERS: dict[type, Callable[[Any], str]] = {
 
 
 def _copy_value(value: Any) -> str:
-    encoder = _COPY_ENCODERS.get(type(value))
-    return encoder(value) if encoder is not None else _copy_text(str(value))
+    encoder = _COPY_ENCODERS.get(type(value)) or _encoder_for_subclass(type(value))
+    return encoder(value)
+
+
+def _encoder_for_subclass(kind: type) -> Callable[[Any], str]:
+    """The encoder of the nearest known base (IntegerChoices members are ints), remembered so
+    the next value of that type is a dict hit; any other type is encoded as its text."""
+    base = next((base for base in kind.__mro__[1:] if base in _COPY_ENCODERS), None)
+    if base is None:
+        encoder = _copy_text_of
+    else:
+        base_encoder = _COPY_ENCODERS[base]
+
+        def encoder(value: Any) -> str:
+            return base_encoder(base(value))
+
+    _COPY_ENCODERS[kind] = encoder
+    return encoder
+
+
+def _copy_text_of(value: Any) -> str:
+    return _copy_text(str(value))
 
 
 def text_array(values: Iterable[str]) -> str:

@@ -74,3 +74,17 @@ def test_json_text_falls_back_for_what_orjson_refuses():
 
     assert json.loads(json_text({1: "integer key"})) == {"1": "integer key"}
     assert json_text({"nan": float("nan")}) == '{"nan":null}'
+
+
+def test_copy_encodes_choices_as_their_numbers_and_unknown_types_as_text():
+    from decimal import Decimal
+    from uuid import UUID
+
+    from requests_app.models.statuses import ContentStatus
+    from requests_app.services.bulk import _copy_value
+
+    assert _copy_value(ContentStatus.AVAILABLE) == "2"
+    assert _copy_value(ContentStatus.NEW) == "0"
+    assert _copy_value(UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert _copy_value(Decimal("1.5")) == "1.5"
+    assert _copy_value(True) == "t"
