@@ -198,3 +198,30 @@ def test_a_refused_plan_fails_the_request_and_says_why_on_the_request():
     request.refresh_from_db()
     assert request.status == RequestStatus.FAILED
     assert "refuse the plan" in request.errors["transforms"][str(transform_id)]
+
+
+def test_a_polls_after_commit_hand_offs_run_once_its_changes_are_committed(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from tests.worktypes import CountdownWorkType
+
+    # given: a work type whose poll asks for a hand-off, and a submitted processing
+    calls: list[int] = []
+    original_poll = CountdownWorkType.poll
+
+    def poll_with_hand_off(self, processing):
+        result = original_poll(self, processing)
+        result.after_commit.append(lambda: calls.append(Content.objects.filter(status=2).count()))
+        return result
+
+    monkeypatch.setattr(CountdownWorkType, "poll", poll_with_hand_off)
+    request = RequestFactory(request_metadata={"files": 3, "files_per_poll": 10, "fail_files": []})
+    (transform_id,) = tasks.process_request.run(request.pk)
+    (processing_id,) = tasks.plan_transform.run(transform_id)
+    tasks.submit_processing.run(processing_id)
+
+    # when the poll runs / then the hand-off waits for the commit, and sees the landed files
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.poll_processing.run(processing_id) == "changed 3"
+        assert calls == []
+    assert calls == [3]
