@@ -27,6 +27,8 @@ from .transitions import bulk_transition, sources_for
 # left pending: large chunks keep that near linear (a 100k-file dataset in 2 statements, not 20)
 # and cost 5-20 % less per file than 5000; 50k names are ~3 MB of SQL text.
 CHUNK = 50_000
+# Elsewhere (the SQLite demo) names go as bound variables, which SQLite caps at 32,766.
+PORTABLE_CHUNK = 5000
 FAILED_STATUSES = frozenset({ContentStatus.FAILED, ContentStatus.FINAL_FAILED})
 # Per-row columns of a new content; the parent, the counters and the timestamps are the same for
 # every row of a batch and go to insert_rows as constants.
@@ -120,8 +122,9 @@ def _apply_group(
     now = timezone.now()
     changed = 0
     processed_delta = processed_bytes_delta = failed_delta = 0
-    for start in range(0, len(names), CHUNK):
-        chunk = names[start : start + CHUNK]
+    chunk_size = CHUNK if connection.vendor == "postgresql" else PORTABLE_CHUNK
+    for start in range(0, len(names), chunk_size):
+        chunk = names[start : start + chunk_size]
         if any(by_name[name].path is not None or by_name[name].details for name in chunk):
             rows = _move_with_paths(collection, chunk, sources, by_name, new_status, now)
         else:
@@ -131,13 +134,13 @@ def _apply_group(
         changed += len(rows)
         # Announce in the order the work type reported (landing order), not in row id order.
         rows.sort(key=lambda row: order[row[1]])
-        for _, name, scope, path, size, old_status in rows:
+        for _, name, scope, path, file_bytes, old_status in rows:
             if new_status == ContentStatus.AVAILABLE:
                 processed_delta += 1
-                processed_bytes_delta += size
+                processed_bytes_delta += file_bytes
             if old_status == ContentStatus.AVAILABLE:
                 processed_delta -= 1
-                processed_bytes_delta -= size
+                processed_bytes_delta -= file_bytes
             failed_delta += (new_status in FAILED_STATUSES) - (old_status in FAILED_STATUSES)
             if new_status in work_type.announced_statuses:
                 new_path = by_name[name].path if by_name[name].path is not None else path

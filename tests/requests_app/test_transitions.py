@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from requests_app.errors import IllegalTransition
-from requests_app.models import Collection, Content, Event, Request
+from requests_app.models import Collection, Content, Event, Message, Request
 from requests_app.models.statuses import (
     COLLECTION_TRANSITIONS,
     CONTENT_TRANSITIONS,
@@ -131,3 +131,32 @@ def test_it_refuses_to_reopen_a_closed_collection():
     with pytest.raises(IllegalTransition):
         transition(collection, CollectionStatus.OPEN)
     assert Collection.objects.get(pk=collection.pk).status == CollectionStatus.CLOSED
+
+
+def test_bulk_content_moves_cover_every_chunk_and_announce_in_reported_order(monkeypatch):
+    # given: more files than a chunk holds, with sizes smaller than a chunk (a regression: the
+    # chunk size once shared its name with a file's size)
+    from requests_app.services import contents
+
+    monkeypatch.setattr(contents, "CHUNK", 7)
+    collection = CollectionFactory(total_files=20, bytes=20 * 3)
+    for index in range(20):
+        ContentFactory(collection=collection, name=f"f{index:02d}", bytes=3)
+    reported = [f"f{index:02d}" for index in reversed(range(20))]
+
+    # when
+    changed = contents_apply_updates(
+        transform=collection.transform,
+        collections={collection.relation_type: collection},
+        updates=[ContentUpdate(name=name, status=ContentStatus.AVAILABLE) for name in reported],
+        work_type=get_work_type(99),
+    )
+
+    # then
+    assert changed == 20
+    assert not Content.objects.filter(collection=collection).exclude(status=ContentStatus.AVAILABLE).exists()
+    collection.refresh_from_db()
+    assert (collection.processed_files, collection.processed_bytes) == (20, 60)
+    messages = Message.objects.filter(collection=collection).order_by("id")
+    announced = [entry["name"] for message in messages for entry in message.body["files"]]
+    assert announced == reported
