@@ -19,7 +19,7 @@ from django.db.models import Count, Q
 from carousel.backends.base import DatasetFile, DatasetSummary, LockInfo, RuleInfo, RuleRequest
 from carousel.models import SimDataset, SimFile, SimLock, SimRule, Tape, TapeDrive, TapeLibrary
 from requests_app.errors import PermanentError
-from requests_app.services.bulk import insert_rows, text_array
+from requests_app.services.bulk import array_literal, insert_rows, text_array
 
 from .clock import FAR_FUTURE, Clock, current_clock
 from .expressions import rse_matches
@@ -219,10 +219,10 @@ def _locks_insert(rule_ids: list[str], items: list[ReadItem], seconds: list[floa
         return
     arrays = [
         text_array(rule_ids),
-        "{" + ",".join(str(i.key) for i in items) + "}",
-        "{" + ",".join(str(i.tape) for i in items) + "}",
-        "{" + ",".join(map(repr, seconds)) + "}",
-        "{" + ",".join("t" if i.fails else "f" for i in items) + "}",
+        array_literal(str(i.key) for i in items),
+        array_literal(str(i.tape) for i in items),
+        array_literal(map(repr, seconds)),
+        array_literal("t" if i.fails else "f" for i in items),
     ]
     with connection.cursor() as cursor:
         cursor.execute(_LOCKS_INSERT.format(table=SimLock._meta.db_table), arrays)

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db import models
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is in requirements; keep working without it
-    orjson = None
+from requests_app.sinks.encoding import json_bytes
 
 
 def json_text(value: Any) -> str:
-    """Compact JSON text of ``value``: orjson when it can (it also writes NaN as null, which
-    PostgreSQL accepts), the standard encoder otherwise (e.g. for integer dict keys)."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(value).decode()
-        except TypeError:
-            pass
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON text of ``value`` (see json_bytes), as psycopg2's Json adapter wants it."""
+    return json_bytes(value).decode()
 
 
 class FastJSONField(models.JSONField):

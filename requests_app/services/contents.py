@@ -178,10 +178,11 @@ def _move_by_name(
 ) -> list[MovedRow]:
     """Move the contents named ``names`` whose status is in ``sources``; return what moved."""
     if connection.vendor == "postgresql":
+        allowed = sorted(sources)
         with connection.cursor() as cursor:
             cursor.execute(
                 _MOVE_BY_NAME.format(table=Content._meta.db_table),
-                [new_status, now, now, collection.pk, text_array(names), sorted(sources), sorted(sources)],
+                [new_status, now, now, collection.pk, text_array(names), allowed, allowed],
             )
             return cursor.fetchall()
     rows = _rows_to_move(collection, names, sources)

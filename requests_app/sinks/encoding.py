@@ -26,6 +26,15 @@ def encode_body(body: dict[str, Any] | str | bytes) -> bytes:
         return body
     if isinstance(body, str):
         return body.encode()
+    return json_bytes(body)
+
+
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value``: orjson when it can (it also writes NaN as null, which
+    PostgreSQL accepts), the standard encoder otherwise (e.g. for integer dict keys)."""
     if orjson is not None:
-        return orjson.dumps(body)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return orjson.dumps(value)
+        except TypeError:
+            pass
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
