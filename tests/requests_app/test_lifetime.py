@@ -115,7 +115,9 @@ def test_it_leaves_ended_stopping_and_unexpired_requests_alone():
 def test_it_expires_in_bounded_batches_oldest_first():
     # given
     now = timezone.now()
-    requests = [RequestFactory(status=RequestStatus.TRANSFORMING, expired_at=now - timedelta(hours=h)) for h in (1, 3, 2)]
+    requests = [
+        RequestFactory(status=RequestStatus.TRANSFORMING, expired_at=now - timedelta(hours=h)) for h in (1, 3, 2)
+    ]
 
     # when
     first = requests_expire_overdue(limit=2)
