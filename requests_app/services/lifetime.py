@@ -37,6 +37,8 @@ def requests_expire_overdue(*, now: datetime | None = None, limit: int = EXPIRE_
         Request.objects.exclude(status__in=sorted(REQUEST_TERMINAL))
         .filter(expired_at__lte=now, status__in=REQUEST_EXPIRABLE)
         .order_by("expired_at", "pk")
+        # request_expire re-reads the row under lock: the sweep needs only what picks it.
+        .only("pk", "status")
     )
     batch = list(overdue[: limit + 1])
     expired = 0
