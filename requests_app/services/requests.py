@@ -240,6 +240,9 @@ def request_control(*, request_id: int) -> str:
         request = _locked(request)
         if request.status not in CONTROLLED:
             return "nothing to do"
+        # Read again under the lock: an abort may have overtaken a finish since the first read.
+        stop_end = REQUEST_STOP_END.get(request.status)
+        cancelling = stop_end is not None
         for transform in (
             Transform.objects.select_for_update().filter(request=request).exclude(status__in=REQUEST_TERMINAL)
         ):
