@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 from carousel.models import SimRule
 from carousel.tape.catalogue import DatasetSpec, TapeConfig, catalogue_create
 from idds_site.celery import app as celery_app
-from requests_app.models import Event, Message, Processing, Request
+from requests_app.models import Event, Message, Processing, Request, Transform
 from requests_app.models.statuses import RequestStatus
 from requests_app.services.lifetime import requests_expire_overdue
 from tests.carousel.conftest import FILE_BYTES, stagein_body
@@ -87,6 +87,27 @@ def test_a_suspended_request_expires_too(celery_worker, settings, api):
     assert swept == (1, False)
     expired(request_id)
     assert SimRule.objects.get(pk=processing.external_id).deleted_at is not None
+
+
+def test_an_expired_request_hands_its_shared_staging_to_a_live_duplicate(celery_worker, settings, api):
+    # given: a second request for the same dataset joined the first one's transform
+    first, processing = staging_request(api, settings)
+    response = api.post(URL, stagein_body(DatasetSpec("sim", "lifetime.0", 20, 20 * FILE_BYTES)), format="json")
+    assert response.status_code == 201, response.content
+    second = response.json()["request_id"]
+    wait_for(lambda: Transform.objects.filter(joined_requests=second).exists(), what="second request joined")
+    make_overdue(first)
+
+    # when
+    requests_expire_overdue()
+
+    # then: the first expires, the staging goes on for the second
+    expired(first)
+    transform = Transform.objects.get(pk=processing.transform_id)
+    assert transform.request_id == second
+    assert transform.status == RequestStatus.TRANSFORMING
+    assert SimRule.objects.get(pk=processing.external_id).deleted_at is None
+    assert Request.objects.get(pk=second).status == RequestStatus.TRANSFORMING
 
 
 @pytest.mark.django_db
