@@ -294,12 +294,19 @@ CELERY_TASK_ROUTES = {
 
 # Beat: the safety net behind event hand-off, and the clock for due polls.
 IDDS_SWEEP_SECONDS = env_float("IDDS_SWEEP_SECONDS", 5.0, minimum=0.2)
+# Lifetimes are days long: a minute of lateness is nothing, and the sweep is one index scan.
+IDDS_LIFETIME_SWEEP_SECONDS = env_float("IDDS_LIFETIME_SWEEP_SECONDS", 60.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE = {
     "watchdog-sweep": {"task": "idds.watchdog.sweep", "schedule": timedelta(seconds=IDDS_SWEEP_SECONDS)},
     "carrier-due-polls": {"task": "idds.carrier.enqueue_due_polls", "schedule": timedelta(seconds=1)},
     "conductor-deliver": {"task": "idds.conductor.deliver", "schedule": timedelta(seconds=2)},
     # Expired point leases back to the pool, study time-outs, leases of ended studies released.
     "hpo-sweep": {"task": "hpo.sweep", "schedule": timedelta(seconds=10)},
+    # Requests past their lifetime are expired (requests_app/services/lifetime.py).
+    "requests-expire-overdue": {
+        "task": "idds.watchdog.requests_expire_overdue",
+        "schedule": timedelta(seconds=IDDS_LIFETIME_SWEEP_SECONDS),
+    },
 }
 
 # --- Agents ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.db import IntegrityError, OperationalError
 
 from requests_app.errors import TransientError
 
-from .services import carrier, clerk, conductor, requests, rollup, transformer, watchdog
+from .services import carrier, clerk, conductor, lifetime, requests, rollup, transformer, watchdog
 
 # Retried with back-off: lost DB connections, serialisation races (a concurrent duplicate
 # transform hits the unique constraint, the retry then joins it) and outside hiccups.
@@ -71,3 +71,12 @@ def deliver_messages() -> int:
 @shared_task(name="idds.watchdog.sweep", **COMMON)
 def sweep() -> dict[str, int]:
     return watchdog.watchdog_sweep()
+
+
+@shared_task(name="idds.watchdog.requests_expire_overdue", **COMMON)
+def requests_expire_overdue() -> int:
+    expired, more_due = lifetime.requests_expire_overdue()
+    # A full batch: take the next one now rather than at the next beat (STYLE T7).
+    if more_due:
+        requests_expire_overdue.delay()
+    return expired

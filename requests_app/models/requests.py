@@ -8,6 +8,9 @@ from django.db.models import Q
 
 from .statuses import REQUEST_TERMINAL, RequestStatus, RequestType
 
+# Sorted, so the index condition (and its migration) is the same on every run.
+_TERMINAL_SORTED = sorted(REQUEST_TERMINAL)
+
 
 class RequestQuerySet(models.QuerySet):
     def visible_to(self, user) -> RequestQuerySet:
@@ -67,6 +70,12 @@ class Request(models.Model):
                 fields=["updated_at"],
                 name="request_active_updated",
                 condition=Q(status__in=[0, 1, 2, 7, 8, 13, 14, 18, 19, 20, 23]),
+            ),
+            # Lifetime sweep (services/lifetime.py): overdue live requests; ended ones drop out.
+            models.Index(
+                fields=["expired_at"],
+                name="request_live_expiry",
+                condition=~Q(status__in=_TERMINAL_SORTED),
             ),
         ]
 

@@ -54,7 +54,8 @@ RS = RequestStatus
 REQUEST_TERMINAL = frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED, RS.CANCELLED, RS.EXPIRED})
 # Statuses in which agents keep working on the request.
 REQUEST_ACTIVE = frozenset({RS.NEW, RS.READY, RS.TRANSFORMING, RS.THROTTLING, RS.TO_RESUME, RS.RESUMING})
-_CONTROL = {RS.TO_CANCEL, RS.CANCELLED, RS.TO_SUSPEND, RS.SUSPENDED, RS.TO_FINISH, RS.FAILED, RS.TO_EXPIRE}
+# Expired is there for transforms: an expiring request ends its transforms as Expired directly.
+_CONTROL = {RS.TO_CANCEL, RS.CANCELLED, RS.TO_SUSPEND, RS.SUSPENDED, RS.TO_FINISH, RS.FAILED, RS.TO_EXPIRE, RS.EXPIRED}
 REQUEST_TRANSITIONS: dict[int, frozenset[int]] = {
     RS.NEW: frozenset({RS.READY, RS.TRANSFORMING, RS.THROTTLING, *_CONTROL}),
     RS.READY: frozenset({RS.TRANSFORMING, RS.THROTTLING, *_CONTROL}),
@@ -64,16 +65,20 @@ REQUEST_TRANSITIONS: dict[int, frozenset[int]] = {
     ),
     RS.TO_CANCEL: frozenset({RS.CANCELLING, RS.CANCELLED}),
     RS.CANCELLING: frozenset({RS.CANCELLED}),
-    RS.TO_SUSPEND: frozenset({RS.SUSPENDING, RS.SUSPENDED, RS.TO_CANCEL, RS.CANCELLED}),
+    # A paused request still has a lifetime: it expires like a running one.
+    RS.TO_SUSPEND: frozenset({RS.SUSPENDING, RS.SUSPENDED, RS.TO_CANCEL, RS.CANCELLED, RS.TO_EXPIRE}),
     RS.SUSPENDING: frozenset({RS.SUSPENDED}),
-    RS.SUSPENDED: frozenset({RS.TO_RESUME, RS.RESUMING, RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED}),
-    RS.TO_RESUME: frozenset({RS.RESUMING, RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED}),
-    RS.RESUMING: frozenset({RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED}),
+    RS.SUSPENDED: frozenset(
+        {RS.TO_RESUME, RS.RESUMING, RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED, RS.TO_EXPIRE, RS.EXPIRED}
+    ),
+    RS.TO_RESUME: frozenset({RS.RESUMING, RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED, RS.TO_EXPIRE}),
+    RS.RESUMING: frozenset({RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED, RS.TO_EXPIRE}),
     RS.TO_FINISH: frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED, RS.TO_CANCEL, RS.CANCELLED}),
     RS.TO_FORCE_FINISH: frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED}),
     RS.TERMINATING: frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED, RS.CANCELLED}),
-    RS.TO_EXPIRE: frozenset({RS.EXPIRING, RS.EXPIRED}),
-    RS.EXPIRING: frozenset({RS.EXPIRED}),
+    # Finished: every transform ended well before the expiry's control got to them.
+    RS.TO_EXPIRE: frozenset({RS.EXPIRING, RS.EXPIRED, RS.FINISHED}),
+    RS.EXPIRING: frozenset({RS.EXPIRED, RS.FINISHED}),
     # Retry gives a partly failed request another go; Finished and Cancelled are final.
     RS.SUBFINISHED: frozenset({RS.TO_RESUME, RS.TRANSFORMING}),
     RS.FAILED: frozenset({RS.TO_RESUME, RS.TRANSFORMING}),
@@ -83,6 +88,16 @@ REQUEST_TRANSITIONS: dict[int, frozenset[int]] = {
 }
 for _status in RequestStatus:
     REQUEST_TRANSITIONS.setdefault(_status, frozenset({RS.TO_CANCEL, RS.CANCELLED, RS.FAILED}))
+# Statuses of a request being stopped -> the status it ends in (request_control does the work).
+REQUEST_STOP_END: dict[int, int] = {
+    RS.TO_CANCEL: RS.CANCELLED,
+    RS.CANCELLING: RS.CANCELLED,
+    RS.TO_EXPIRE: RS.EXPIRED,
+    RS.EXPIRING: RS.EXPIRED,
+}
+# Statuses from which a request past its lifetime is expired (the table decides; terminal and
+# already stopping requests are left alone).
+REQUEST_EXPIRABLE = frozenset(status for status, targets in REQUEST_TRANSITIONS.items() if RS.TO_EXPIRE in targets)
 
 
 class ProcessingStatus(models.IntegerChoices):

@@ -9,6 +9,7 @@ IllegalTransition (HTTP 409).
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -20,6 +21,8 @@ from requests_app.models.statuses import (
     COLLECTION_TERMINAL,
     PROCESSING_TERMINAL,
     REQUEST_ACTIVE,
+    REQUEST_EXPIRABLE,
+    REQUEST_STOP_END,
     REQUEST_TERMINAL,
     CollectionStatus,
     ProcessingStatus,
@@ -31,6 +34,9 @@ from .transitions import check_transition, transition
 
 logger = logging.getLogger(__name__)
 RS = RequestStatus
+# Statuses whose outside work ``request_control`` stops.
+CONTROLLED = frozenset({*REQUEST_STOP_END, RS.TO_FINISH})
+STOP_REASON = {RS.CANCELLED: "aborted", RS.EXPIRED: "lifetime expired"}
 
 
 def request_create(
@@ -64,6 +70,8 @@ def request_create(
             workload_id=workload_id,
             priority=priority,
             lifetime=lifetime,
+            # The lifetime runs from submission; the lifetime sweep expires the request after it.
+            expired_at=timezone.now() + timedelta(days=lifetime),
             transform_tag=transform_tag or str(request_type),
             request_metadata=cleaned,
         )
@@ -86,6 +94,20 @@ def request_abort(*, request: Request, actor: str = "") -> Request:
                 extra={"current_status": request.get_status_display()},
             )
         transition(request, RS.TO_CANCEL, reason="abort requested", actor=actor)
+        _enqueue_control(request.pk)
+    return request
+
+
+def request_expire(*, request: Request, actor: str = "lifetime") -> Request:
+    """End a request past its lifetime: like abort (outside work stopped by ``request_control``),
+    but it ends Expired. Terminal or already stopping requests are left as they are."""
+    if request.status in (RS.TO_EXPIRE, RS.EXPIRING, RS.EXPIRED):
+        return request
+    with transaction.atomic():
+        request = _locked(request)
+        if request.status not in REQUEST_EXPIRABLE:
+            return request
+        transition(request, RS.TO_EXPIRE, reason=f"lifetime of {request.lifetime} days over", actor=actor)
         _enqueue_control(request.pk)
     return request
 
@@ -197,11 +219,16 @@ def _enqueue_control(request_id: int) -> None:
 
 
 def request_control(*, request_id: int) -> str:
-    """The slow half of abort and finish: stop outside work, then end transforms and request."""
+    """The slow half of abort, expiry and finish: stop outside work, then end transforms and request.
+
+    Abort and expiry stop (the request ends Cancelled or Expired, see REQUEST_STOP_END); finish
+    keeps what is there.
+    """
     request = Request.objects.filter(pk=request_id).first()
-    if request is None or request.status not in (RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH):
+    if request is None or request.status not in CONTROLLED:
         return "nothing to do"
-    cancelling = request.status in (RS.TO_CANCEL, RS.CANCELLING)
+    stop_end = REQUEST_STOP_END.get(request.status)
+    cancelling = stop_end is not None
     own = list(Transform.objects.filter(request=request).exclude(status__in=REQUEST_TERMINAL))
     for transform in own:
         if cancelling and _has_other_live_requests(transform, request):
@@ -211,8 +238,11 @@ def request_control(*, request_id: int) -> str:
 
     with transaction.atomic():
         request = _locked(request)
-        if request.status not in (RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH):
+        if request.status not in CONTROLLED:
             return "nothing to do"
+        # Read again under the lock: an abort may have overtaken a finish since the first read.
+        stop_end = REQUEST_STOP_END.get(request.status)
+        cancelling = stop_end is not None
         for transform in (
             Transform.objects.select_for_update().filter(request=request).exclude(status__in=REQUEST_TERMINAL)
         ):
@@ -222,7 +252,7 @@ def request_control(*, request_id: int) -> str:
             for processing in Processing.objects.filter(transform=transform).exclude(status__in=PROCESSING_TERMINAL):
                 transition(processing, ProcessingStatus.CANCEL, reason="request stopped", actor="control")
             if cancelling:
-                end, output = RS.CANCELLED, None
+                end, output = stop_end, None
             else:
                 decision = default_decision(transform)
                 end = decision.finish if decision.finish is not None else RS.SUBFINISHED
@@ -234,7 +264,7 @@ def request_control(*, request_id: int) -> str:
                 transform.joined_requests.remove(request)
             request.refresh_from_db()
             if request.status not in REQUEST_TERMINAL:
-                transition(request, RS.CANCELLED, reason="aborted", actor="control")
+                transition(request, stop_end, reason=STOP_REASON[stop_end], actor="control")
         else:
             request_rollup(request_id=request.pk)
     return "done"

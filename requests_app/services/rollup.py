@@ -17,6 +17,7 @@ from requests_app.models.statuses import (
     COLLECTION_TERMINAL,
     PROCESSING_TERMINAL,
     REQUEST_ACTIVE,
+    REQUEST_STOP_END,
     REQUEST_TERMINAL,
     CollectionRelationType,
     CollectionStatus,
@@ -124,8 +125,9 @@ def request_rollup(*, request_id: int) -> None:
         final = RS.SUBFINISHED
     else:
         final = RS.FAILED
-    if request.status in (RS.TO_CANCEL, RS.CANCELLING) and final != RS.FINISHED:
-        final = RS.CANCELLED
+    # A request being aborted or expired ends as such, unless all its work finished first.
+    if request.status in REQUEST_STOP_END and final != RS.FINISHED:
+        final = REQUEST_STOP_END[request.status]
     fields = {}
     if final in (RS.FAILED, RS.SUBFINISHED):
         # The request shows why, so nobody has to dig through transforms and processings.

@@ -56,7 +56,7 @@ def watchdog_sweep(*, stale_seconds: float | None = None) -> dict[str, int]:
     requeue(
         "controls",
         Request.objects.filter(
-            status__in=[RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH], updated_at__lt=stale
+            status__in=[RS.TO_CANCEL, RS.CANCELLING, RS.TO_EXPIRE, RS.EXPIRING, RS.TO_FINISH], updated_at__lt=stale
         ).values_list("pk", flat=True),
         tasks.control_request,
     )
