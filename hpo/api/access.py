@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.exceptions import PermissionDenied
 
-from hpo import selectors
+from hpo import study_selectors
 from requests_app.auth.principals import may_change_request, worker_token_of
 from requests_app.errors import NotFoundError
 from requests_app.models import Request, Transform
@@ -36,7 +36,7 @@ def study_for_call(http_request, raw_request_id: str, *, write: bool) -> Transfo
     request_id = id_from_url(raw_request_id)
     refuse_foreign_worker_token(auth, request_id)
     visible = Request.objects.visible_to(user)
-    transform = selectors.studies().filter(request__in=visible, request_id=request_id).first()
+    transform = study_selectors.studies().filter(request__in=visible, request_id=request_id).first()
     if transform is None:
         if not visible.filter(pk=request_id).exists():
             raise NotFoundError(f"no request {request_id}")

@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from hpo import selectors, services
+from hpo import services, study_selectors
 from requests_app.auth.principals import Principal, principal_of, worker_token_of
 from requests_app.models import Content
 from requests_app.models.statuses import CollectionRelationType
@@ -62,7 +62,7 @@ class StudyViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: serializers.StudySummarySerializer, **error_responses(403)})
     def retrieve(self, request, request_id: str) -> Response:
         """Best point and loss, counts per status, generations."""
-        return Response(selectors.study_summary(transform=self._study(write=False)))
+        return Response(study_selectors.study_summary(transform=self._study(write=False)))
 
     @extend_schema(
         parameters=[

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from hpo import selectors, services
+from hpo import services, study_selectors
 from requests_app.auth.principals import Principal
 from requests_app.auth.service_user import command_owner
 from requests_app.errors import NotFoundError
@@ -89,7 +89,7 @@ class Command(BaseCommand):
 
         def evaluate(worker: str) -> None:
             while True:
-                transform = selectors.study_for_request(request_id)
+                transform = study_selectors.study_for_request(request_id)
                 if transform.status in REQUEST_TERMINAL:
                     return
                 try:
@@ -118,7 +118,7 @@ class Command(BaseCommand):
         def wait_for_study() -> None:
             while True:
                 try:
-                    selectors.study_for_request(request_id)
+                    study_selectors.study_for_request(request_id)
                     return
                 except NotFoundError:
                     time.sleep(0.2)
@@ -131,7 +131,7 @@ class Command(BaseCommand):
             thread.start()
         for thread in threads:
             thread.join()
-        summary = selectors.study_summary(transform=selectors.study_for_request(request_id))
+        summary = study_selectors.study_summary(transform=study_selectors.study_for_request(request_id))
         best_point = summary["best"]
         return (
             f"study {request_id} {summary['status']}: {summary['points']} points, best loss {best_point['loss']:.4f} "

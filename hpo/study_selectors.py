@@ -1,4 +1,8 @@
-"""Reads of HPO studies for the API, commands and pages: find a study, summarise it."""
+"""Reads of HPO studies for the API, commands and pages (the app's selectors): find a study, summarise it.
+
+Not named ``selectors.py``: ``hpo/worker_cli.py`` runs as a script from this folder, and a ``selectors``
+module here would shadow the standard library's (``socket`` and ``subprocess`` import it).
+"""
 
 from __future__ import annotations
 
