@@ -94,9 +94,21 @@ class AsciiIntegerField(serializers.IntegerField):
     """An integer written in ASCII digits only: ``int()`` would also take "٣", and "³" made it raise."""
 
     def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, str) and not (data.isascii() and data.isdigit()):
+        if isinstance(data, bool) or (isinstance(data, str) and not (data.isascii() and data.isdigit())):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A finite number; ``true`` is not 1.0 here, and NaN or infinity would poison the study's best point."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError("must be a finite number")
+        return value
 
 
 def json_problem(value: Any, depth: int = 0) -> str | None:
@@ -135,24 +147,19 @@ class PointsQuery(serializers.Serializer):
 
 class CheckoutInput(serializers.Serializer):
     worker = worker_field()
-    count = serializers.IntegerField(min_value=1, max_value=MAX_CHECKOUT, default=1)
-    lease_seconds = serializers.IntegerField(min_value=1, max_value=MAX_LEASE_SECONDS, required=False)
+    count = AsciiIntegerField(min_value=1, max_value=MAX_CHECKOUT, default=1)
+    lease_seconds = AsciiIntegerField(min_value=1, max_value=MAX_LEASE_SECONDS, required=False)
 
 
 class WorkerInput(serializers.Serializer):
     worker = worker_field()
-    lease_seconds = serializers.IntegerField(min_value=1, max_value=MAX_LEASE_SECONDS, required=False)
+    lease_seconds = AsciiIntegerField(min_value=1, max_value=MAX_LEASE_SECONDS, required=False)
 
 
 class ReportInput(serializers.Serializer):
     worker = worker_field(required=False, default="")
-    loss = serializers.FloatField()
+    loss = FiniteFloatField()
     metrics = serializers.DictField(required=False, default=dict)
-
-    def validate_loss(self, value: float) -> float:
-        if not math.isfinite(value):
-            raise serializers.ValidationError("must be a finite number")
-        return value
 
     def validate_metrics(self, value: dict) -> dict:
         if problem := json_problem(value):
@@ -171,7 +178,7 @@ class InvalidateInput(serializers.Serializer):
 
 class WorkerTokenInput(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
-    expires_days = serializers.IntegerField(min_value=1, max_value=MAX_TOKEN_DAYS, required=False, allow_null=True)
+    expires_days = AsciiIntegerField(min_value=1, max_value=MAX_TOKEN_DAYS, required=False, allow_null=True)
 
 
 class WorkerTokenSerializer(serializers.ModelSerializer):
