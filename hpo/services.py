@@ -101,7 +101,7 @@ def _lease_of(point: Content) -> PointLease | None:
 
 
 def _held_by(lease: PointLease | None, principal: Principal) -> bool:
-    """Whether ``principal`` (the same user through the same kind of token) took this lease."""
+    """Whether ``principal`` took this lease: the same user, through the same worker token (or none)."""
     return (
         lease is not None and lease.user_id == principal.user_id and lease.worker_token_id == principal.worker_token_id
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -53,7 +55,7 @@ class ApiToken(models.Model):
         """Scoped to one study."""
         return self.study_id is not None
 
-    def state(self, now=None) -> str:
+    def state(self, now: datetime | None = None) -> str:
         """ "active", "revoked" or "expired"."""
         now = now or timezone.now()
         if self.revoked_at is not None:
