@@ -193,3 +193,16 @@ def test_bad_worker_names_and_metrics_are_400_and_change_nothing(api):
         assert field.strip() in response.json()["errors"]
     assert too_big.status_code == 404
     assert snapshot(request_id) == before
+
+
+def test_a_pilots_heartbeat_costs_one_query_to_authenticate_and_one_to_find_the_study(
+    api, user, django_assert_num_queries
+):
+    # given a pilot holding a point (its token's last use was just written)
+    request_id = submit(api, max_points=2, num_points_per_generation=2)
+    pilot, _ = worker_client(user, request_id)
+    point = wait_checkout(pilot, request_id, worker="p")["id"]
+
+    # when / then: token + study, then the service's BEGIN, point lock, lease, update, reload, COMMIT, answer
+    with django_assert_num_queries(9):
+        assert verb(pilot, request_id, point, "heartbeat", worker="p").status_code == 200
