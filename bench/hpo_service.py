@@ -85,10 +85,14 @@ def round_trips(url: str, token: str, clients: int, seconds: float) -> dict[str,
     empty = [0]
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
+    # The pilots carry a worker token of the study, as they would in production (not the owner's token).
+    issued = requests.post(f"{base}/worker-tokens/", json={"name": "bench"}, headers=headers, timeout=30)
+    issued.raise_for_status()
+    pilot_headers = {"Authorization": f"Token {issued.json()['key']}"}
 
     def client(index: int) -> None:
         session = requests.Session()
-        session.headers.update(headers)
+        session.headers.update(pilot_headers)
         worker = f"bench-{index}"
         while time.monotonic() < stop_at:
             started = time.perf_counter()

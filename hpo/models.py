@@ -6,13 +6,14 @@ loss, metrics and provenance). What the core tables have no place for lives here
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
-from requests_app.models import Content, Processing, Transform
+from requests_app.models import ApiToken, Content, Processing, Transform
 
 
 class PointLease(models.Model):
-    """A point checked out to a named worker until ``expires_at``; heartbeats push the expiry.
+    """A point checked out to a named worker of one principal until ``expires_at``; heartbeats push the expiry.
 
     An expired lease returns the point to the pool (``hpo.services.leases_expire``), so a worker that died
     holds nothing for longer than its lease.
@@ -21,6 +22,10 @@ class PointLease(models.Model):
     content = models.OneToOneField(Content, on_delete=models.CASCADE, primary_key=True, related_name="hpo_lease")
     transform = models.ForeignKey(Transform, on_delete=models.CASCADE, related_name="hpo_leases")
     worker = models.CharField(max_length=255)
+    # The principal that took the lease: only it may heartbeat, report, fail or release the point
+    # (a worker name alone proves nothing; any caller can name any worker).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    worker_token = models.ForeignKey(ApiToken, null=True, on_delete=models.SET_NULL, related_name="+")
     leased_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     heartbeats = models.IntegerField(default=0)

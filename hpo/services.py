@@ -9,6 +9,10 @@ A point is a ``Content`` of the study's output collection; its statuses mean:
 Status moves go through ``contents_apply_updates`` so collection counters and the ``file_hyperparameteropt``
 messages change in the same transaction. Every change that can start a new generation or end the study
 enqueues the roll-up after commit.
+
+Every verb acts for a ``Principal`` (a user, and the worker token used if any): a lease records the principal
+that took it, and heartbeat, fail and release act only on the caller's own lease. The API checks that the
+caller may work the study at all (owner, staff or a worker token of the study) before calling these.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.utils import timezone
 
-from hpo.models import Generation, PointLease
+from hpo.models import PointLease
 from hpo.study import StudyConfig
+from requests_app.auth.principals import Principal
 from requests_app.errors import ApplicationError, ConflictError, NotFoundError
-from requests_app.models import Collection, Content, Request, Transform
+from requests_app.models import Collection, Content, Transform
 from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, ContentStatus
 from requests_app.services.contents import contents_apply_updates
 from requests_app.services.transitions import bulk_transition
@@ -43,19 +48,6 @@ MAX_WORKER_LENGTH = 255
 def point_path(parameters: dict[str, Any], loss: float | None) -> str:
     """The ``path`` of a point's file message: ``[{params}, loss]`` as JSON (IDDS_REFERENCE.md §2)."""
     return json.dumps([parameters, loss])
-
-
-def study_for_request(request_id: int) -> Transform:
-    """The HPO transform of a request, or NotFoundError."""
-    transform = (
-        Transform.objects.select_related("request")
-        .filter(request_id=request_id, transform_type=4)
-        .order_by("id")
-        .first()
-    )
-    if transform is None:
-        raise NotFoundError(f"request {request_id} has no hyperparameter-optimisation study")
-    return transform
 
 
 def output_collection(transform: Transform) -> Collection:
@@ -108,21 +100,45 @@ def _lease_of(point: Content) -> PointLease | None:
     return PointLease.objects.filter(content=point).first()
 
 
+def _held_by(lease: PointLease | None, principal: Principal) -> bool:
+    """Whether ``principal`` took this lease: the same user, through the same worker token (or none)."""
+    return (
+        lease is not None and lease.user_id == principal.user_id and lease.worker_token_id == principal.worker_token_id
+    )
+
+
+def _is_own_lease(lease: PointLease | None, principal: Principal, worker: str) -> bool:
+    """The caller's own lease: its principal and the worker name it gave at checkout."""
+    return _held_by(lease, principal) and lease.worker == worker
+
+
+def study_has_ended(transform: Transform) -> bool:
+    """The request or its transform reached a final status (an aborted request ends before its transform)."""
+    return transform.status in REQUEST_TERMINAL or transform.request.status in REQUEST_TERMINAL
+
+
+def _refuse_if_ended(transform: Transform, doing: str) -> None:
+    if study_has_ended(transform):
+        raise ConflictError(
+            f"the study has ended ({transform.request.get_status_display()}); {doing} is refused and nothing changed"
+        )
+
+
 # --- checkout and heartbeat ------------------------------------------------------------------------------
 
 
 @transaction.atomic
 def points_checkout(
-    *, transform: Transform, worker: str, count: int = 1, lease_seconds: int | None = None
+    *, transform: Transform, principal: Principal, worker: str, count: int = 1, lease_seconds: int | None = None
 ) -> list[Content]:
-    """Lease up to ``count`` free points to ``worker`` (oldest first); ``[]`` when none is free.
+    """Lease up to ``count`` free points to ``worker`` of ``principal`` (oldest first); ``[]`` when none is free.
 
     ``select_for_update(skip_locked=True)`` lets concurrent workers take different points without waiting.
     """
     worker = _check_worker(worker)
     if not 1 <= int(count) <= MAX_CHECKOUT:
         raise ApplicationError(f"count must be between 1 and {MAX_CHECKOUT}")
-    if transform.status in REQUEST_TERMINAL or not Collection.objects.filter(transform=transform).exists():
+    if study_has_ended(transform) or not Collection.objects.filter(transform=transform).exists():
         return []
     seconds = lease_seconds or _config(transform).lease_seconds
     collection = output_collection(transform)
@@ -144,6 +160,8 @@ def points_checkout(
                 content=p,
                 transform=transform,
                 worker=worker,
+                user_id=principal.user_id,
+                worker_token_id=principal.worker_token_id,
                 leased_at=now,
                 expires_at=now + timedelta(seconds=seconds),
             )
@@ -156,15 +174,16 @@ def points_checkout(
 
 
 @transaction.atomic
-def point_heartbeat(*, transform: Transform, name: str, worker: str, lease_seconds: int | None = None) -> PointLease:
-    """Extend ``worker``'s lease on a point; ConflictError if the lease is gone or someone else's."""
+def point_heartbeat(
+    *, transform: Transform, principal: Principal, name: str, worker: str, lease_seconds: int | None = None
+) -> PointLease:
+    """Extend the caller's lease on a point; ConflictError if the lease is gone or someone else's."""
     worker = _check_worker(worker)
-    if transform.status in REQUEST_TERMINAL:
-        raise ConflictError(f"the study has ended ({transform.get_status_display()}); stop working on point {name}")
+    _refuse_if_ended(transform, f"a heartbeat for point {name}")
     point = _locked_point(transform, name)
     lease = _lease_of(point)
-    if lease is None or lease.worker != worker or point.status != CS.PROCESSING:
-        holder = f"it is leased to {lease.worker}" if lease else f"it is {CS(point.status).label}"
+    if not _is_own_lease(lease, principal, worker) or point.status != CS.PROCESSING:
+        holder = "it is leased to another worker" if lease else f"it is {CS(point.status).label}"
         raise ConflictError(f"point {name} is no longer leased to {worker}: {holder}; a late report is still recorded")
     seconds = lease_seconds or _config(transform).lease_seconds
     lease.expires_at = timezone.now() + timedelta(seconds=seconds)
@@ -187,15 +206,23 @@ def _check_loss(loss: Any) -> float:
 
 @transaction.atomic
 def point_report(
-    *, transform: Transform, name: str, loss: Any, worker: str = "", metrics: dict[str, Any] | None = None
+    *,
+    transform: Transform,
+    principal: Principal,
+    name: str,
+    loss: Any,
+    worker: str = "",
+    metrics: dict[str, Any] | None = None,
 ) -> tuple[Content, bool]:
     """Record a point's loss; returns (point, changed).
 
     Idempotent: the same loss again changes nothing; a different loss for an evaluated point is a
     ConflictError. A late report (the lease expired and the point went back to the pool, or failed for good)
-    is recorded all the same: the evaluation happened and is worth keeping.
+    is recorded all the same: the evaluation happened and is worth keeping. A point leased to another
+    principal is theirs to report (ConflictError), and so is nothing of an ended study.
     """
     loss = _check_loss(loss)
+    _refuse_if_ended(transform, f"a report for point {name}")
     point = _locked_point(transform, name)
     details = dict(point.details or {})
     if point.status == CS.AVAILABLE:
@@ -208,6 +235,8 @@ def point_report(
     if point.status == CS.DELETED:
         raise ConflictError(f"point {name} was invalidated; its loss is no longer accepted")
     lease = _lease_of(point)
+    if lease is not None and not _held_by(lease, principal):
+        raise ConflictError(f"point {name} is leased to another worker; only its holder may report it")
     now = timezone.now()
     late = lease is None or (worker and lease.worker != worker)
     details.update(
@@ -237,15 +266,15 @@ def point_report(
 
 
 @transaction.atomic
-def point_fail(*, transform: Transform, name: str, worker: str, message: str = "") -> Content:
-    """A worker could not evaluate the point: reissue it, or fail it for good after ``point_retries``."""
+def point_fail(*, transform: Transform, principal: Principal, name: str, worker: str, message: str = "") -> Content:
+    """The caller could not evaluate its leased point: reissue it, or fail it for good after ``point_retries``."""
     worker = _check_worker(worker)
+    _refuse_if_ended(transform, f"a failure report for point {name}")
     point = _locked_point(transform, name)
     if point.status in (CS.AVAILABLE, CS.DELETED, CS.FINAL_FAILED):
         raise ConflictError(f"point {name} is {CS(point.status).label}; a failure report does not apply")
-    lease = _lease_of(point)
-    if lease is not None and lease.worker != worker:
-        raise ConflictError(f"point {name} is leased to {lease.worker}, not {worker}")
+    if not _is_own_lease(_lease_of(point), principal, worker):
+        raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may fail it")
     _return_points(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
     _enqueue_rollup(transform)
     point.refresh_from_db()
@@ -253,13 +282,14 @@ def point_fail(*, transform: Transform, name: str, worker: str, message: str = "
 
 
 @transaction.atomic
-def point_release(*, transform: Transform, name: str, worker: str) -> Content:
-    """A worker gives a leased point back unevaluated (it is shutting down): New again, no retry spent."""
+def point_release(*, transform: Transform, principal: Principal, name: str, worker: str) -> Content:
+    """The caller gives its leased point back unevaluated (it is shutting down): New again, no retry spent."""
     worker = _check_worker(worker)
+    _refuse_if_ended(transform, f"releasing point {name}")
     point = _locked_point(transform, name)
     lease = _lease_of(point)
-    if lease is None or lease.worker != worker:
-        raise ConflictError(f"point {name} is not leased to {worker}")
+    if not _is_own_lease(lease, principal, worker):
+        raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may release it")
     _apply(transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.NEW)])
     lease.delete()
     point.refresh_from_db()
@@ -376,36 +406,3 @@ def leases_release(*, transform: Transform) -> int:
         if points:
             _apply(transform, output_collection(transform), [ContentUpdate(name=p.name, status=CS.NEW) for p in points])
         return PointLease.objects.filter(transform=transform).delete()[0]
-
-
-# --- reads -----------------------------------------------------------------------------------------------
-
-
-def study_summary(*, transform: Transform) -> dict[str, Any]:
-    """Best point and loss, counts per status, generations: what a dashboard or a worker needs."""
-    collection = output_collection(transform)
-    counts = Counter(
-        dict(Content.objects.filter(collection=collection).values_list("status").annotate(n=Count("id")).order_by())
-    )
-    best = (
-        Content.objects.filter(collection=collection, status=CS.AVAILABLE)
-        .order_by("details__loss", "id")
-        .values("name", "details")
-        .first()
-    )
-    generations = list(Generation.objects.filter(transform=transform).values("number", "status", "error", "seconds"))
-    request: Request = transform.request
-    return {
-        "request_id": request.pk,
-        "transform_id": transform.pk,
-        "workload_id": transform.workload_id,
-        "status": request.get_status_display(),
-        "finished": transform.status in REQUEST_TERMINAL,
-        "best": {"id": best["name"], "parameters": best["details"]["parameters"], "loss": best["details"]["loss"]}
-        if best
-        else None,
-        "counts": {CS(status).label: n for status, n in sorted(counts.items())},
-        "points": sum(n for s, n in counts.items() if s != CS.DELETED),
-        "max_points": _config(transform).max_points,
-        "generations": generations,
-    }

@@ -5,6 +5,11 @@ Needs only ``requests`` (no Django), so it runs on any machine that can reach th
     python worker_cli.py --url http://host:8000 --token TOKEN --study 17 --worker gpu-node-3 -- \\
         python train.py --lr {lr} --layers {layers} --params %POINT_FILE
 
+TOKEN should be a worker token of the study, not the owner's own token: it can only work that study's points.
+The owner gets one with ``POST /api/v1/hpo/studies/17/worker-tokens/`` (the key is in that answer only) or
+``manage.py issue_worker_token 17 --expires-days 7``, and revokes it with ``DELETE .../worker-tokens/<id>/``.
+Leases belong to the token that took them: another token naming the same ``--worker`` cannot touch them.
+
 The point reaches the training command three ways: ``{name}`` placeholders in the arguments, the JSON file
 named by ``%POINT_FILE`` (also in the environment as ``HPO_POINT_FILE``) and the environment variable
 ``HPO_POINT`` (JSON). The loss is read from ``--loss-file`` (JSON: a number or ``{"loss": x, ...}``; other keys

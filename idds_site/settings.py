@@ -109,7 +109,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "requests_app",
@@ -200,10 +199,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = IDDS_MAX_PAYLOAD_BYTES
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed tokens (requests_app.models.tokens.ApiToken); "Token <key>" or "Bearer <key>".
+        "requests_app.auth.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Authenticated, and refuses study-scoped worker tokens outside the views that accept them.
+    "DEFAULT_PERMISSION_CLASSES": ["requests_app.api.permissions.IsAuthenticatedUser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "requests_app.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,

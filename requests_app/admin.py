@@ -9,8 +9,19 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from requests_app.auth.tokens import token_revoke
 from requests_app.errors import ApplicationError
-from requests_app.models import AgentLease, Collection, Content, Event, Message, Processing, Request, Transform
+from requests_app.models import (
+    AgentLease,
+    ApiToken,
+    Collection,
+    Content,
+    Event,
+    Message,
+    Processing,
+    Request,
+    Transform,
+)
 from requests_app.models.statuses import STATUS_COLOURS
 from requests_app.services import requests as request_services
 from requests_app.services.conductor import messages_requeue
@@ -214,3 +225,32 @@ class EventAdmin(admin.ModelAdmin):
 class AgentLeaseAdmin(admin.ModelAdmin):
     list_display = ("name", "holder", "expires_at")
     readonly_fields = ("name", "holder", "expires_at")
+
+
+@admin.action(description="Revoke selected tokens")
+def revoke_tokens(modeladmin, request, queryset) -> None:
+    for token in queryset.filter(revoked_at__isnull=True):
+        token_revoke(token=token)
+    modeladmin.message_user(request, "revoked", messages.SUCCESS)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens by their display prefix; the hash is never shown. Issue with ``issue_token`` or the study's
+    worker-tokens endpoint (the key is shown there once), revoke here."""
+
+    list_display = ("id", "prefix", "name", "user", "study", "token_state", "created_at", "expires_at", "last_used_at")
+    list_filter = ("revoked_at", "expires_at")
+    list_select_related = ("user",)
+    search_fields = ("prefix", "name", "user__username")
+    fields = ("prefix", "name", "user", "study", "created_at", "expires_at", "revoked_at", "last_used_at")
+    readonly_fields = fields
+    actions = [revoke_tokens]
+
+    @admin.display(description="state")
+    def token_state(self, obj: ApiToken) -> str:
+        return obj.state()
+
+    def has_add_permission(self, request) -> bool:
+        # A key must be shown to its holder once; the admin has no place for that.
+        return False

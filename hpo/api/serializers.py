@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from rest_framework import serializers
 
-from requests_app.models import Content
+from hpo.services import MAX_CHECKOUT, MAX_WORKER_LENGTH
+from requests_app.models import ApiToken, Content
 from requests_app.models.statuses import ContentStatus
+
+#: Longest lease a worker may ask for: a week.
+MAX_LEASE_SECONDS = 7 * 24 * 3600
+#: Most points one list returns.
+MAX_POINTS_LIMIT = 10_000
+#: Deepest nesting accepted in report ``metrics``.
+MAX_METRICS_DEPTH = 8
+#: Longest worker-token lifetime a caller may ask for, in days.
+MAX_TOKEN_DAYS = 3650
+STATUS_NAMES = {label.lower(): value for value, label in ContentStatus.choices}
 
 
 class PointSerializer(serializers.ModelSerializer):
@@ -71,37 +85,136 @@ class PointSerializer(serializers.ModelSerializer):
         return obj.details.get("failures") or []
 
 
-class CheckoutInput(serializers.Serializer):
-    worker = serializers.CharField(max_length=255)
-    count = serializers.IntegerField(min_value=1, max_value=100, default=1)
-    lease_seconds = serializers.IntegerField(min_value=1, max_value=7 * 24 * 3600, required=False)
+def worker_field(**kwargs: Any) -> serializers.CharField:
+    """A worker name: 1 to 255 characters; DRF's CharField already refuses NUL and lone surrogates."""
+    return serializers.CharField(max_length=MAX_WORKER_LENGTH, **kwargs)
 
 
-class WorkerInput(serializers.Serializer):
-    worker = serializers.CharField(max_length=255)
-    lease_seconds = serializers.IntegerField(min_value=1, max_value=7 * 24 * 3600, required=False)
+class AsciiIntegerField(serializers.IntegerField):
+    """An integer written in ASCII digits only: ``int()`` would also take "٣", and "³" made it raise."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or (isinstance(data, str) and not (data.isascii() and data.isdigit())):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
-class ReportInput(serializers.Serializer):
-    worker = serializers.CharField(max_length=255, required=False, default="")
-    loss = serializers.FloatField()
-    metrics = serializers.DictField(required=False, default=dict)
+class FiniteFloatField(serializers.FloatField):
+    """A finite number; ``true`` is not 1.0 here, and NaN or infinity would poison the study's best point."""
 
-    def validate_loss(self, value: float) -> float:
-        import math
-
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
         if not math.isfinite(value):
             raise serializers.ValidationError("must be a finite number")
         return value
 
 
+def json_problem(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` cannot be stored as PostgreSQL jsonb (NUL, lone surrogates, non-finite, too deep), or None."""
+    if depth > MAX_METRICS_DEPTH:
+        return f"nested deeper than {MAX_METRICS_DEPTH} levels"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "numbers must be finite"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "strings must not contain NUL"
+        if not value.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            return "strings must not contain lone surrogates"
+        return None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    return next((p for p in (json_problem(item, depth + 1) for item in items) if p), None)
+
+
+class PointsQuery(serializers.Serializer):
+    """Query parameters of the points list."""
+
+    status = serializers.CharField(required=False, max_length=32)
+    worker = worker_field(required=False)
+    limit = AsciiIntegerField(min_value=1, max_value=MAX_POINTS_LIMIT, default=1000)
+
+    def validate_status(self, value: str) -> int:
+        if value.lower() not in STATUS_NAMES:
+            raise serializers.ValidationError(f"unknown status {value!r}; use one of {sorted(STATUS_NAMES)}")
+        return STATUS_NAMES[value.lower()]
+
+
+class CheckoutInput(serializers.Serializer):
+    worker = worker_field()
+    count = AsciiIntegerField(min_value=1, max_value=MAX_CHECKOUT, default=1)
+    lease_seconds = AsciiIntegerField(min_value=1, max_value=MAX_LEASE_SECONDS, required=False)
+
+
+class WorkerInput(serializers.Serializer):
+    worker = worker_field()
+    lease_seconds = AsciiIntegerField(min_value=1, max_value=MAX_LEASE_SECONDS, required=False)
+
+
+class ReportInput(serializers.Serializer):
+    worker = worker_field(required=False, default="")
+    loss = FiniteFloatField()
+    metrics = serializers.DictField(required=False, default=dict)
+
+    def validate_metrics(self, value: dict) -> dict:
+        if problem := json_problem(value):
+            raise serializers.ValidationError(problem)
+        return value
+
+
 class FailInput(serializers.Serializer):
-    worker = serializers.CharField(max_length=255)
+    worker = worker_field()
     message = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
 
 
 class InvalidateInput(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, required=False, default="", allow_blank=True)
+
+
+class WorkerTokenInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+    expires_days = AsciiIntegerField(min_value=1, max_value=MAX_TOKEN_DAYS, required=False, allow_null=True)
+
+
+class WorkerTokenSerializer(serializers.ModelSerializer):
+    """A worker token as listed: its display prefix, never its key or hash."""
+
+    state = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "study",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "state",
+        ]
+        read_only_fields = fields
+
+    def get_state(self, obj: ApiToken) -> str:
+        return obj.state()
+
+
+class IssuedWorkerTokenSerializer(WorkerTokenSerializer):
+    """A worker token just issued: ``key`` is shown this once and never stored."""
+
+    key = serializers.CharField(read_only=True)
+
+    class Meta(WorkerTokenSerializer.Meta):
+        fields = [*WorkerTokenSerializer.Meta.fields, "key"]
+        read_only_fields = fields
 
 
 class BestPointSerializer(serializers.Serializer):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import tokens, views
 
 router = SimpleRouter()
 router.register("hpo/studies", views.StudyViewSet, basename="hpo-study")
+router.register(
+    r"hpo/studies/(?P<request_id>[0-9]+)/worker-tokens", tokens.WorkerTokenViewSet, basename="hpo-worker-token"
+)
 
 urlpatterns = router.urls

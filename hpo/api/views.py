@@ -1,24 +1,29 @@
-"""HPO REST API under /api/v1/hpo/studies/<request_id>/: points, the worker verbs and the study summary."""
+"""HPO REST API under /api/v1/hpo/studies/<request_id>/: points, the worker verbs and the study summary.
+
+Reads are open to every authenticated user; the point verbs are for the study's owner, staff, or a worker
+token of the study (``hpo.api.access``), and act only on the caller's own leases (``hpo.services``).
+"""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status as http
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from hpo import services
-from requests_app.models import Content, Request
-from requests_app.models.statuses import CollectionRelationType, ContentStatus
+from hpo import services, study_selectors
+from requests_app.auth.principals import Principal, principal_of, worker_token_of
+from requests_app.models import Content
+from requests_app.models.statuses import CollectionRelationType
 
 from . import serializers
+from .access import study_for_call
+from .schema import error_responses
 
 POINT = r"(?P<point>[0-9]+)"
-STATUS_NAMES = {label.lower(): value for value, label in ContentStatus.choices}
 
 
 # Each service call is its own short transaction. Under ATOMIC_REQUESTS the collection-counter row lock taken by
@@ -31,18 +36,20 @@ class StudyViewSet(viewsets.GenericViewSet):
     lookup_field = "request_id"
     lookup_value_regex = "[0-9]+"
     serializer_class = serializers.PointSerializer
-    queryset = Request.objects.none()
+    queryset = Content.objects.none()
+    # points/ and checkout/ answer a bare list, and the schema must say so.
+    pagination_class = None
+    # Worker tokens of a study may read it and work its points (study_for_call checks which study).
+    accepts_worker_tokens = True
 
-    def _study(self):
-        request = Request.objects.visible_to(self.request.user).filter(pk=self.kwargs["request_id"]).first()
-        if request is None:
-            from requests_app.errors import NotFoundError
+    def _study(self, *, write: bool = True):
+        return study_for_call(self.request, self.kwargs["request_id"], write=write)
 
-            raise NotFoundError(f"no request {self.kwargs['request_id']}")
-        return services.study_for_request(request.pk)
+    def _principal(self) -> Principal:
+        return principal_of(self.request.user, self.request.auth)
 
-    def _input(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.data)
+    def _input(self, serializer_class, data=None) -> dict:
+        serializer = serializer_class(data=self.request.data if data is None else data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
@@ -52,99 +59,131 @@ class StudyViewSet(viewsets.GenericViewSet):
         )
         return serializers.PointSerializer(content).data
 
-    @extend_schema(responses=serializers.StudySummarySerializer)
+    @extend_schema(responses={200: serializers.StudySummarySerializer, **error_responses(403)})
     def retrieve(self, request, request_id: str) -> Response:
         """Best point and loss, counts per status, generations."""
-        return Response(services.study_summary(transform=self._study()))
+        return Response(study_selectors.study_summary(transform=self._study(write=False)))
 
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, description="New, Processing, Available, Failed, FinalFailed, Deleted"),
             OpenApiParameter("worker", str, description="points leased to or reported by this worker"),
-            OpenApiParameter("limit", int, description="at most this many points (default 1000)"),
+            OpenApiParameter("limit", int, description="at most this many points, 1 to 10000 (default 1000)"),
         ],
-        responses=serializers.PointSerializer(many=True),
+        responses={200: serializers.PointSerializer(many=True), **error_responses(400, 403)},
     )
     @action(detail=True, methods=["get"])
     def points(self, request, request_id: str) -> Response:
         """Points in id order, filtered by status and worker."""
-        transform = self._study()
+        transform = self._study(write=False)
+        query = self._input(serializers.PointsQuery, request.query_params)
         queryset = Content.objects.filter(
             collection__transform=transform, collection__relation_type=CollectionRelationType.OUTPUT
         ).select_related("hpo_lease")
-        if status_name := request.query_params.get("status"):
-            if status_name.lower() not in STATUS_NAMES:
-                return Response(
-                    {"error": f"unknown status {status_name!r}; use one of {sorted(STATUS_NAMES)}"}, status=400
-                )
-            queryset = queryset.filter(status=STATUS_NAMES[status_name.lower()])
-        if worker := request.query_params.get("worker"):
+        if "status" in query:
+            queryset = queryset.filter(status=query["status"])
+        if worker := query.get("worker"):
             queryset = queryset.filter(hpo_lease__worker=worker) | queryset.filter(details__reported_by=worker)
-        limit = min(int(request.query_params.get("limit", 1000) or 1000), 10_000)
         # Numeric id order: names are "0", "1", ..., created in that order.
-        rows = queryset.order_by("id")[:limit]
+        rows = queryset.order_by("id")[: query["limit"]]
         return Response(serializers.PointSerializer(rows, many=True).data)
 
-    @extend_schema(request=serializers.CheckoutInput, responses=serializers.PointSerializer(many=True))
+    @extend_schema(
+        request=serializers.CheckoutInput,
+        responses={200: serializers.PointSerializer(many=True), **error_responses(400, 403)},
+    )
     @action(detail=True, methods=["post"])
     def checkout(self, request, request_id: str) -> Response:
-        """Lease the next free point(s) to a worker; [] when none is free (see the summary for why)."""
-        data = self._input(serializers.CheckoutInput)
+        """Lease the next free point(s) to the caller's worker; [] when none is free (see the summary for why)."""
         transform = self._study()
+        data = self._input(serializers.CheckoutInput)
         points = services.points_checkout(
-            transform=transform, worker=data["worker"], count=data["count"], lease_seconds=data.get("lease_seconds")
+            transform=transform,
+            principal=self._principal(),
+            worker=data["worker"],
+            count=data["count"],
+            lease_seconds=data.get("lease_seconds"),
         )
         rows = Content.objects.filter(pk__in=[p.pk for p in points]).select_related("hpo_lease").order_by("id")
         return Response(serializers.PointSerializer(rows, many=True).data)
 
-    @extend_schema(request=serializers.WorkerInput, responses=serializers.PointSerializer)
+    @extend_schema(
+        request=serializers.WorkerInput,
+        responses={200: serializers.PointSerializer, **error_responses(400, 403, 409)},
+    )
     @action(detail=True, methods=["post"], url_path=f"points/{POINT}/heartbeat")
     def heartbeat(self, request, request_id: str, point: str) -> Response:
-        """Extend the worker's lease; 409 when it lost the point or the study ended."""
-        data = self._input(serializers.WorkerInput)
+        """Extend the caller's lease; 409 when it lost the point or the study ended."""
         transform = self._study()
+        data = self._input(serializers.WorkerInput)
         services.point_heartbeat(
-            transform=transform, name=point, worker=data["worker"], lease_seconds=data.get("lease_seconds")
+            transform=transform,
+            principal=self._principal(),
+            name=point,
+            worker=data["worker"],
+            lease_seconds=data.get("lease_seconds"),
         )
         return Response(self._point(transform, point))
 
-    @extend_schema(request=serializers.ReportInput, responses=serializers.PointSerializer)
+    @extend_schema(
+        request=serializers.ReportInput,
+        responses={200: serializers.PointSerializer, **error_responses(400, 403, 409)},
+    )
     @action(detail=True, methods=["post"], url_path=f"points/{POINT}/report")
     def report(self, request, request_id: str, point: str) -> Response:
-        """Record the loss: the same loss again is 200 without change; a different one for an evaluated point 409."""
-        data = self._input(serializers.ReportInput)
+        """Record the loss: the same loss again is 200 without change; a different one, or an ended study, 409."""
         transform = self._study()
+        data = self._input(serializers.ReportInput)
         services.point_report(
-            transform=transform, name=point, loss=data["loss"], worker=data["worker"], metrics=data["metrics"]
+            transform=transform,
+            principal=self._principal(),
+            name=point,
+            loss=data["loss"],
+            worker=data["worker"],
+            metrics=data["metrics"],
         )
         return Response(self._point(transform, point))
 
-    @extend_schema(request=serializers.FailInput, responses=serializers.PointSerializer)
+    @extend_schema(
+        request=serializers.FailInput,
+        responses={200: serializers.PointSerializer, **error_responses(400, 403, 409)},
+    )
     @action(detail=True, methods=["post"], url_path=f"points/{POINT}/fail")
     def fail(self, request, request_id: str, point: str) -> Response:
-        """The worker could not evaluate the point: it is reissued, or fails for good after its retries."""
-        data = self._input(serializers.FailInput)
+        """The caller could not evaluate its point: it is reissued, or fails for good after its retries."""
         transform = self._study()
-        services.point_fail(transform=transform, name=point, worker=data["worker"], message=data["message"])
+        data = self._input(serializers.FailInput)
+        services.point_fail(
+            transform=transform,
+            principal=self._principal(),
+            name=point,
+            worker=data["worker"],
+            message=data["message"],
+        )
         return Response(self._point(transform, point))
 
-    @extend_schema(request=serializers.WorkerInput, responses=serializers.PointSerializer)
+    @extend_schema(
+        request=serializers.WorkerInput,
+        responses={200: serializers.PointSerializer, **error_responses(400, 403, 409)},
+    )
     @action(detail=True, methods=["post"], url_path=f"points/{POINT}/release")
     def release(self, request, request_id: str, point: str) -> Response:
-        """Give a leased point back unevaluated (the worker is stopping); no retry is spent."""
-        data = self._input(serializers.WorkerInput)
+        """Give the caller's leased point back unevaluated (the worker is stopping); no retry is spent."""
         transform = self._study()
-        services.point_release(transform=transform, name=point, worker=data["worker"])
+        data = self._input(serializers.WorkerInput)
+        services.point_release(transform=transform, principal=self._principal(), name=point, worker=data["worker"])
         return Response(self._point(transform, point))
 
-    @extend_schema(request=serializers.InvalidateInput, responses=serializers.PointSerializer)
+    @extend_schema(
+        request=serializers.InvalidateInput,
+        responses={200: serializers.PointSerializer, **error_responses(400, 403)},
+    )
     @action(detail=True, methods=["post"], url_path=f"points/{POINT}/invalidate")
     def invalidate(self, request, request_id: str, point: str) -> Response:
-        """Exclude a point from what generators see (kept for audit); owner or staff only."""
-        data = self._input(serializers.InvalidateInput)
+        """Exclude a point from what generators see (kept for audit); owner or staff only, not worker tokens."""
+        if worker_token_of(request.auth) is not None:
+            raise PermissionDenied("a worker token may not invalidate points; the owner or staff may")
         transform = self._study()
-        owner_id = transform.request.owner_id
-        if not (request.user.is_staff or (owner_id is not None and owner_id == request.user.pk)):
-            raise PermissionDenied("only the owner of the study or a staff user may invalidate points")
+        data = self._input(serializers.InvalidateInput)
         services.point_invalidate(transform=transform, name=point, reason=data["reason"])
-        return Response(self._point(transform, point), status=http.HTTP_200_OK)
+        return Response(self._point(transform, point))

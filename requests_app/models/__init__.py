@@ -17,10 +17,12 @@ from .statuses import (
     RequestStatus,
     RequestType,
 )
+from .tokens import ApiToken
 from .transforms import Processing, Transform
 
 __all__ = [
     "AgentLease",
+    "ApiToken",
     "Collection",
     "CollectionRelationType",
     "CollectionStatus",

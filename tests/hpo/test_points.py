@@ -103,10 +103,16 @@ def test_a_failure_report_reissues_the_point(api):
     # when
     response = post(api, request_id, point["id"], "fail", worker="w1", message="CUDA out of memory")
 
-    # then
+    # then it is free again, with the failure recorded, and the next checkout gets it
     assert response.status_code == 200
     assert response.json()["status"] == "New"
     assert response.json()["failures"][0]["reason"] == "failed on w1: CUDA out of memory"
+    assert point_row(request_id, point["id"]).retries == 1
+    reissued = wait_for(
+        lambda: [p for p in checkout(api, request_id, worker="w2", count=3) if p["id"] == point["id"]],
+        what="the failed point checked out again",
+    )
+    assert reissued[0]["worker"] == "w2"
 
 
 def test_another_worker_cannot_report_failure_of_a_leased_point(api):
@@ -148,11 +154,16 @@ def test_only_the_owner_may_invalidate(api, other_api):
     request_id = submit(api, max_points=3)
     point = wait_checkout(api, request_id)
 
+    before = point_row(request_id, point["id"])
+
     # when
     response = post(other_api, request_id, point["id"], "invalidate")
 
     # then
     assert response.status_code == 403
+    after = point_row(request_id, point["id"])
+    assert (after.status, after.details, after.retries) == (before.status, before.details, before.retries)
+    assert PointLease.objects.filter(content=after, worker="w1").exists()
 
 
 def test_a_study_without_losses_times_out(api):

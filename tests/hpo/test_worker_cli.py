@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from requests_app.auth.tokens import token_issue
 from requests_app.models import Content, Request
 from requests_app.models.statuses import ContentStatus, RequestStatus
 from tests.conftest import wait_for
@@ -25,9 +25,10 @@ def _stop_studies(celery_worker):
 
 
 def cli(live_server, user, request_id: int, *command: str, worker: str = "cli-1") -> list[str]:
-    token, _ = Token.objects.get_or_create(user=user)
+    # A pilot carries a worker token of its study, not its owner's own token.
+    key = token_issue(user=user, study=Request.objects.get(pk=request_id), name=worker).key
     return [
-        sys.executable, str(CLI), "--url", live_server.url, "--token", token.key, "--study", str(request_id),
+        sys.executable, str(CLI), "--url", live_server.url, "--token", key, "--study", str(request_id),
         "--worker", worker, "--idle", "0.2", "--heartbeat", "0.5", "--", *command,
     ]  # fmt: skip
 

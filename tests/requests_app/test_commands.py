@@ -9,9 +9,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
-from requests_app.models import Message, Request
+from requests_app.auth.service_user import SERVICE_USERNAME
+from requests_app.auth.tokens import key_hash
+from requests_app.models import ApiToken, Message, Request
 from requests_app.models.statuses import MessageStatus, RequestStatus
 from tests.factories import MessageFactory, RequestFactory
 
@@ -30,7 +31,22 @@ def test_submit_request_prints_the_id_of_the_new_request(tmp_path):
 
     printed = run("submit_request", str(path)).strip()
 
-    assert Request.objects.get(pk=int(printed)).workload_id == 5
+    request = Request.objects.get(pk=int(printed))
+    assert request.workload_id == 5
+    assert request.owner.username == SERVICE_USERNAME
+    assert not request.owner.has_usable_password()
+
+
+def test_submit_request_gives_the_request_its_owner(tmp_path, user):
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps({"request_type": 99, "request_metadata": {"files": 1}}))
+
+    printed = run("submit_request", str(path), "--owner", user.username).strip()
+
+    assert Request.objects.get(pk=int(printed)).owner == user
+    with pytest.raises(CommandError, match="no user 'nobody'"):
+        run("submit_request", str(path), "--owner", "nobody")
+    assert Request.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -59,14 +75,31 @@ def test_request_status_shows_a_table_and_abort_request_aborts():
         run("abort_request", "424242")
 
 
-def test_issue_token_creates_the_user_and_prints_a_working_token_last(client):
-    output = run("issue_token", "carol")
+def test_issue_token_creates_the_user_and_prints_a_new_working_token_last(client):
+    output = run("issue_token", "carol", "--staff", "--name", "laptop", "--expires-days", "30")
     token = output.strip().splitlines()[-1]
 
-    assert Token.objects.get(key=token).user.username == "carol"
-    assert run("issue_token", "carol").strip().splitlines()[-1] == token
-    response = client.get("/api/v1/requests/", HTTP_AUTHORIZATION=f"Token {token}")
-    assert response.status_code == 200
+    row = ApiToken.objects.get(key_hash=key_hash(token))
+    assert row.user.username == "carol"
+    assert row.user.is_staff
+    assert row.name == "laptop"
+    assert row.expires_at is not None
+    second = run("issue_token", "carol").strip().splitlines()[-1]
+    assert second != token
+    for key in (token, second):
+        assert client.get("/api/v1/requests/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+
+
+def test_revoke_token_stops_a_token_working(client):
+    token = run("issue_token", "dave").strip().splitlines()[-1]
+    row = ApiToken.objects.get(key_hash=key_hash(token))
+
+    summary = run("revoke_token", "--id", str(row.pk))
+
+    assert row.prefix in summary
+    assert client.get("/api/v1/requests/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 401
+    with pytest.raises(CommandError, match="no active token"):
+        run("revoke_token", "--user", "dave")
 
 
 def test_prune_counts_in_dry_run_and_then_deletes_only_old_finished_things():

@@ -21,6 +21,7 @@ from carousel.campaign import CampaignProgress, campaign_progress, campaign_subm
 from carousel.management.commands.carousel_catalogue import campaign_specs
 from carousel.tape.catalogue import DEFAULT_SEED, TapeConfig, catalogue_create
 from carousel.tape.clock import configured_scale
+from requests_app.auth.service_user import command_owner
 
 
 class Command(BaseCommand):
@@ -42,8 +43,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
         parser.add_argument("--no-wait", action="store_true", help="submit and return at once")
         parser.add_argument("--interval", type=float, default=1.0, help="seconds between progress updates")
+        parser.add_argument("--owner", default="", help="username owning the requests (default: the service user)")
 
     def handle(self, *args: Any, **options: Any) -> str:
+        owner = command_owner(options["owner"])
         files = options["files"]
         if options["scale"] is not None:
             if not 0 < options["scale"] <= 1:
@@ -71,6 +74,7 @@ class Command(BaseCommand):
             workload_id=options["workload_id"],
             dest_rse=options["dest_rse"],
             max_waiting_time=options["max_waiting_time"],
+            owner=owner,
         )
         total = sum(row.total_files for row in datasets)
         summary = (

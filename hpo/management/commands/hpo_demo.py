@@ -15,8 +15,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from hpo import services
+from hpo import services, study_selectors
+from requests_app.auth.principals import Principal
+from requests_app.auth.service_user import command_owner
 from requests_app.errors import NotFoundError
+from requests_app.models import Request
 from requests_app.models.statuses import REQUEST_TERMINAL
 from requests_app.services.requests import request_create
 
@@ -50,10 +53,13 @@ class Command(BaseCommand):
         parser.add_argument("--method", default="bayesian")
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--no-celery", action="store_true", help="Celery workers already run elsewhere")
+        parser.add_argument("--owner", default="", help="username owning the study (default: the service user)")
 
     def handle(self, *args, **options) -> str:
+        owner = command_owner(options["owner"])
         request = request_create(
             request_type=4,
+            owner=owner,
             requester="hpo_demo",
             metadata={
                 "opt_space": SPACE,
@@ -78,14 +84,16 @@ class Command(BaseCommand):
         lock = threading.Lock()
         best: list[float] = []
         started = time.monotonic()
+        # The demo's workers act as the study's owner, as a worker with the owner's token would.
+        principal = Principal(user_id=Request.objects.values_list("owner_id", flat=True).get(pk=request_id))
 
         def evaluate(worker: str) -> None:
             while True:
-                transform = services.study_for_request(request_id)
+                transform = study_selectors.study_for_request(request_id)
                 if transform.status in REQUEST_TERMINAL:
                     return
                 try:
-                    points = services.points_checkout(transform=transform, worker=worker)
+                    points = services.points_checkout(transform=transform, principal=principal, worker=worker)
                 except NotFoundError:
                     points = []
                 if not points:
@@ -93,7 +101,9 @@ class Command(BaseCommand):
                     continue
                 point = points[0]
                 loss = train(point.details["parameters"])
-                services.point_report(transform=transform, name=point.name, loss=loss, worker=worker)
+                services.point_report(
+                    transform=transform, principal=principal, name=point.name, loss=loss, worker=worker
+                )
                 with lock:
                     best.append(min([loss, *best[-1:]]))
                     params = ", ".join(
@@ -108,7 +118,7 @@ class Command(BaseCommand):
         def wait_for_study() -> None:
             while True:
                 try:
-                    services.study_for_request(request_id)
+                    study_selectors.study_for_request(request_id)
                     return
                 except NotFoundError:
                     time.sleep(0.2)
@@ -121,7 +131,7 @@ class Command(BaseCommand):
             thread.start()
         for thread in threads:
             thread.join()
-        summary = services.study_summary(transform=services.study_for_request(request_id))
+        summary = study_selectors.study_summary(transform=study_selectors.study_for_request(request_id))
         best_point = summary["best"]
         return (
             f"study {request_id} {summary['status']}: {summary['points']} points, best loss {best_point['loss']:.4f} "

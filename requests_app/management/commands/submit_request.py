@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from requests_app.api.serializers import RequestCreateSerializer
+from requests_app.auth.service_user import command_owner
 from requests_app.errors import ApplicationError
 from requests_app.services.requests import request_create
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("file", help="JSON file, or - for standard input")
-        parser.add_argument("--owner", default="", help="username owning the request (default: none)")
+        parser.add_argument("--owner", default="", help="username owning the request (default: the service user)")
 
     def handle(self, *args, **options) -> str:
         source = options["file"]
@@ -36,11 +36,7 @@ class Command(BaseCommand):
             raise CommandError(f"invalid request: {problems}")
         values = dict(incoming.validated_data)
         values.pop("status", None)
-        owner = None
-        if options["owner"]:
-            owner = get_user_model().objects.filter(username=options["owner"]).first()
-            if owner is None:
-                raise CommandError(f"no user {options['owner']!r}; create one with issue_token")
+        owner = command_owner(options["owner"])
         try:
             request = request_create(
                 request_type=values.pop("request_type"), metadata=values.pop("request_metadata"), owner=owner, **values
