@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('hpo', '0001_points_and_generations'),
-        ('requests_app', '0005_hash_drf_tokens'),
+        ('requests_app', '0006_hash_drf_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

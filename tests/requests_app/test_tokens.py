@@ -225,7 +225,7 @@ def test_commands_without_owner_get_the_service_user_which_cannot_log_in():
 
 def test_drf_tokens_are_carried_over_hashed_and_their_table_dropped(user):
     # given a database that still has DRF's clear-text token table
-    migration = importlib.import_module("requests_app.migrations.0005_hash_drf_tokens")
+    migration = importlib.import_module("requests_app.migrations.0006_hash_drf_tokens")
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, user_id int, created timestamptz)")
         cursor.execute(

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('requests_app', '0003_message_body_orjson'),
+        ('requests_app', '0004_request_live_expiry'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

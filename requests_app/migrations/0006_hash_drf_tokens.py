@@ -39,6 +39,6 @@ def hash_old_tokens(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("requests_app", "0004_api_tokens")]
+    dependencies = [("requests_app", "0005_api_tokens")]
 
     operations = [migrations.RunPython(hash_old_tokens, migrations.RunPython.noop)]
