@@ -120,14 +120,14 @@ def env_module() -> ModuleType:
 
 
 @contextmanager
-def reference_environment() -> Iterator[None]:
-    """``os.environ`` replaced by ``REFERENCE_ENVIRONMENT`` (plus a scratch ``IDDS_VAR_DIR``) for the block."""
+def reference_environment() -> Iterator[str]:
+    """``os.environ`` replaced by ``REFERENCE_ENVIRONMENT`` plus a scratch ``IDDS_VAR_DIR`` (yielded)."""
     saved = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="config-reference-") as var_dir:
         os.environ.clear()
         os.environ.update({**REFERENCE_ENVIRONMENT, "IDDS_VAR_DIR": var_dir})
         try:
-            yield
+            yield var_dir
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -136,9 +136,14 @@ def reference_environment() -> Iterator[None]:
 def load_declarations() -> list[Declaration]:
     """Every declaration settings.py makes, in order, from a fresh run of it in the reference environment."""
     env = env_module()
-    with env.fresh_registry() as registry, reference_environment():
+    with env.fresh_registry() as registry, reference_environment() as var_dir:
         runpy.run_path(str(SETTINGS_PATH), run_name="idds_site.settings_reference")
-        return list(registry.values())
+        declarations = list(registry.values())
+    # A default built from a path (the checkout, IDDS_VAR_DIR) would differ on every machine and run.
+    local = [d.name for d in declarations if d.default_doc is None and (var_dir in d.default or str(ROOT) in d.default)]
+    if local:
+        raise SystemExit(f"give these declarations a doc_default, their default is a local path: {', '.join(local)}")
+    return declarations
 
 
 def declared_names_in_source() -> set[str]:
