@@ -1,4 +1,4 @@
-"""Settings, all read from environment variables (see README "Configuration").
+"""Settings, all read from environment variables through ``idds_site/env.py`` (docs/configuration.md).
 
 With nothing set, the embedded default runs: SQLite in WAL mode and Celery's filesystem broker
 under ``var/``, so a machine with only Python runs everything. ``DATABASE_URL=postgres://...``
@@ -15,91 +15,46 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from idds_site.env import env_bool, env_float, env_int, env_list, env_mapping, env_secret, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("IDDS_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR = Path(
+    env_str(
+        "IDDS_VAR_DIR",
+        str(BASE_DIR / "var"),
+        doc_default="`var/` in the checkout",
+        help="Directory for local state: the embedded SQLite database, the filesystem broker's folders and "
+        "collected static files. Created at start-up.",
+    )
+)
 
-env = environ.Env()
-
-
-def env_bool(name: str, default: bool) -> bool:
-    """A boolean variable; anything but a clear yes/no is an error, not a silent False."""
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use true/false, yes/no, on/off or 1/0")
-
-
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    """An integer variable, refused at start-up when it does not parse or is below ``minimum``."""
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
-    return value
-
-
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    """A float variable, refused at start-up when it does not parse or is below ``minimum``."""
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
-    return value
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = env.str(name, default="")
-    if raw == "":
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def env_secret(name: str, default: str) -> str:
-    """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (for container secrets)."""
-    file_name = env.str(f"{name}_FILE", default="")
-    if file_name:
-        try:
-            return Path(file_name).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE={file_name!r} cannot be read: {exc}") from None
-    return env.str(name, default=default)
-
-
-def env_mapping(name: str) -> dict[str, str]:
-    """``key=value,key=value`` pairs, e.g. extra work types ``99=tests.worktypes.Countdown``."""
-    result: dict[str, str] = {}
-    for item in env_list(name, []):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ImproperlyConfigured(f"{name}: {item!r} is not of the form key=value")
-        result[key.strip()] = value.strip()
-    return result
-
-
-DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_secret("SECRET_KEY", "")
+DEBUG = env_bool("DEBUG", False, help="Django's debug mode: tracebacks in error pages. Never in production.")
+SECRET_KEY = env_secret(
+    "SECRET_KEY",
+    "",
+    help="Django's signing key (sessions, CSRF). Unset, a fixed development key is used, "
+    "which is only fit for the embedded demo.",
+)
 if not SECRET_KEY:
-    if not DEBUG and env_bool("IDDS_REQUIRE_SECRET_KEY", False):
+    if not DEBUG and env_bool(
+        "IDDS_REQUIRE_SECRET_KEY",
+        False,
+        help="Refuse to start without `SECRET_KEY` (unless `DEBUG` is on); set it in production.",
+    ):
         raise ImproperlyConfigured("SECRET_KEY must be set in production (IDDS_REQUIRE_SECRET_KEY=true)")
     # A per-checkout development key: good enough for the embedded demo, never for production.
     SECRET_KEY = "idds-insecure-development-key-change-me"
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS",
+    ["localhost", "127.0.0.1", "[::1]", "testserver"],
+    help="Host names the web server answers to (Django's `ALLOWED_HOSTS`).",
+)
+CSRF_TRUSTED_ORIGINS = env_list(
+    "CSRF_TRUSTED_ORIGINS",
+    [],
+    help="Origins (`https://idds.example.org`) trusted for session-authenticated writes from another host, "
+    "port or scheme, e.g. behind a TLS proxy (Django's `CSRF_TRUSTED_ORIGINS`).",
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -149,9 +104,15 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'idds.sqlite3'}")
+DATABASE_URL = env_str(
+    "DATABASE_URL",
+    f"sqlite:///{VAR_DIR / 'idds.sqlite3'}",
+    doc_default="`sqlite:///$IDDS_VAR_DIR/idds.sqlite3`",
+    help="The database: `postgres://user:password@host:5432/name` in production; the SQLite default "
+    "(WAL mode) runs the embedded demo. The test suite needs PostgreSQL.",
+)
 try:
-    _db = env.db_url_config(DATABASE_URL)
+    _db = environ.Env.db_url_config(DATABASE_URL)
 except Exception as exc:  # django-environ raises several types for a bad URL
     raise ImproperlyConfigured(f"DATABASE_URL={DATABASE_URL!r} is not a database URL: {exc}") from None
 if not _db.get("ENGINE"):
@@ -168,9 +129,19 @@ if IS_SQLITE:
     _db["CONN_MAX_AGE"] = 0
 else:
     # Persistent connections: measured 100 -> 445 req/s on the list endpoint (STACK.md).
-    _db["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
+    _db["CONN_MAX_AGE"] = env_int(
+        "CONN_MAX_AGE",
+        60,
+        minimum=0,
+        help="Seconds a PostgreSQL connection is kept for reuse, in web and Celery workers alike "
+        "(0 = one per request or task). Ignored with SQLite.",
+    )
     _db["CONN_HEALTH_CHECKS"] = True
-    _db.setdefault("OPTIONS", {})["application_name"] = env.str("IDDS_DB_APPLICATION_NAME", default="idds")
+    _db.setdefault("OPTIONS", {})["application_name"] = env_str(
+        "IDDS_DB_APPLICATION_NAME",
+        "idds",
+        help="PostgreSQL `application_name` of this process's connections (shown in `pg_stat_activity`).",
+    )
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -193,7 +164,12 @@ STORAGES = {
 LOGIN_URL = "/admin/login/"
 
 # Request bodies over this size are refused with 400 (DATA_UPLOAD_MAX_MEMORY_SIZE is Django's).
-IDDS_MAX_PAYLOAD_BYTES = env_int("IDDS_MAX_PAYLOAD_BYTES", 10 * 1024 * 1024, minimum=1024)
+IDDS_MAX_PAYLOAD_BYTES = env_int(
+    "IDDS_MAX_PAYLOAD_BYTES",
+    10 * 1024 * 1024,
+    minimum=1024,
+    help="Largest request body accepted, in bytes; a larger one is refused with 400 before it is parsed.",
+)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IDDS_MAX_PAYLOAD_BYTES
 
 # --- REST framework -------------------------------------------------------------------------
@@ -220,9 +196,20 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = env_str(
+    "REDIS_URL",
+    "",
+    help="Redis for the Celery broker (unless `CELERY_BROKER_URL` is set) and the default of "
+    "`IDDS_STREAM_REDIS_URL`, e.g. `redis://127.0.0.1:6379/0`.",
+)
 _broker_default = REDIS_URL or "filesystem://"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_broker_default)
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL",
+    _broker_default,
+    doc_default="`REDIS_URL`, else `filesystem://`",
+    help="Celery broker URL; `filesystem://` is the embedded broker (folders under `IDDS_VAR_DIR`), "
+    "for one machine only.",
+)
 if "://" not in CELERY_BROKER_URL:
     raise ImproperlyConfigured(f"CELERY_BROKER_URL={CELERY_BROKER_URL!r} is not a URL")
 IS_FILESYSTEM_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
@@ -241,7 +228,15 @@ if IS_FILESYSTEM_BROKER:
     }
 else:
     # Longer than the longest task or countdown, so a delayed poll is not redelivered twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int(
+            "CELERY_VISIBILITY_TIMEOUT",
+            3600,
+            minimum=60,
+            help="Seconds before the broker hands an unacknowledged task to another worker; keep it longer "
+            "than the longest task or countdown. Not used by the filesystem broker.",
+        )
+    }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -250,9 +245,20 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=10)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=5)
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_TIME_LIMIT = env_int(
+    "CELERY_TASK_TIME_LIMIT", 600, minimum=10, help="Seconds after which a worker kills a running task."
+)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int(
+    "CELERY_TASK_SOFT_TIME_LIMIT",
+    540,
+    minimum=5,
+    help="Seconds after which a running task is interrupted (`SoftTimeLimitExceeded`) so it can clean up.",
+)
+CELERY_TASK_ALWAYS_EAGER = env_bool(
+    "CELERY_TASK_ALWAYS_EAGER",
+    False,
+    help="Run tasks inside the calling process instead of sending them to workers (debugging only).",
+)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fix-up closes the database connection before and after every task unless this
 # is set, so every task paid a new PostgreSQL connection (a backend fork; 3 % of the worker's CPU
@@ -294,9 +300,20 @@ CELERY_TASK_ROUTES = {
 }
 
 # Beat: the safety net behind event hand-off, and the clock for due polls.
-IDDS_SWEEP_SECONDS = env_float("IDDS_SWEEP_SECONDS", 5.0, minimum=0.2)
+IDDS_SWEEP_SECONDS = env_float(
+    "IDDS_SWEEP_SECONDS",
+    5.0,
+    minimum=0.2,
+    help="Period of the watchdog sweep (beat), which re-enqueues work whose hand-off was lost or whose claim expired.",
+)
 # Lifetimes are days long: a minute of lateness is nothing, and the sweep is one index scan.
-IDDS_LIFETIME_SWEEP_SECONDS = env_float("IDDS_LIFETIME_SWEEP_SECONDS", 60.0, minimum=1.0)
+IDDS_LIFETIME_SWEEP_SECONDS = env_float(
+    "IDDS_LIFETIME_SWEEP_SECONDS",
+    60.0,
+    minimum=1.0,
+    help="Period of the beat sweep that expires live or suspended requests past their `expired_at` "
+    "(submission + the request's `lifetime` in days).",
+)
 CELERY_BEAT_SCHEDULE = {
     "watchdog-sweep": {"task": "idds.watchdog.sweep", "schedule": timedelta(seconds=IDDS_SWEEP_SECONDS)},
     "carrier-due-polls": {"task": "idds.carrier.enqueue_due_polls", "schedule": timedelta(seconds=1)},
@@ -312,16 +329,49 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Agents ---------------------------------------------------------------------------------
 # How long a claim on a processing lasts; a worker that dies gives its work back after this.
-IDDS_CLAIM_SECONDS = env_int("IDDS_CLAIM_SECONDS", 300, minimum=1)
-IDDS_POLL_MIN_SECONDS = env_float("IDDS_POLL_MIN_SECONDS", 1.0, minimum=0.0)
-IDDS_POLL_MAX_SECONDS = env_float("IDDS_POLL_MAX_SECONDS", 300.0, minimum=1.0)
-IDDS_MAX_RETRIES = env_int("IDDS_MAX_RETRIES", 5, minimum=0)
+IDDS_CLAIM_SECONDS = env_int(
+    "IDDS_CLAIM_SECONDS",
+    300,
+    minimum=1,
+    help="Seconds a worker's claim on a processing lasts; the work of a worker that died is taken up after it.",
+)
+IDDS_POLL_MIN_SECONDS = env_float(
+    "IDDS_POLL_MIN_SECONDS",
+    1.0,
+    minimum=0.0,
+    help="Poll period of a processing after a poll that changed something, and its first period.",
+)
+IDDS_POLL_MAX_SECONDS = env_float(
+    "IDDS_POLL_MAX_SECONDS",
+    300.0,
+    minimum=1.0,
+    help="Longest poll period: periods double while nothing changes up to it; also caps the back-off after "
+    "failed polls and the carousel's wait for the next simulated event.",
+)
+IDDS_MAX_RETRIES = env_int(
+    "IDDS_MAX_RETRIES",
+    5,
+    minimum=0,
+    help="Transient failures of a plan, submit or poll tolerated before the transform or processing fails.",
+)
 # A row left New (its hand-off lost) for this long is picked up again by the watchdog.
-IDDS_STALE_SECONDS = env_int("IDDS_STALE_SECONDS", 30, minimum=1)
+IDDS_STALE_SECONDS = env_int(
+    "IDDS_STALE_SECONDS",
+    30,
+    minimum=1,
+    help="Age (since its last update) after which the watchdog re-enqueues a row whose hand-off was lost.",
+)
 # Messages per conductor batch: 500 measured 1,100 msg/s to ActiveMQ (200: ~600); bodies stay
 # text, so even 500 messages of 2000 files hold only ~150 MB.
-IDDS_MESSAGE_BATCH = env_int("IDDS_MESSAGE_BATCH", 500, minimum=1)
-IDDS_MESSAGE_MAX_ATTEMPTS = env_int("IDDS_MESSAGE_MAX_ATTEMPTS", 10, minimum=1)
+IDDS_MESSAGE_BATCH = env_int(
+    "IDDS_MESSAGE_BATCH", 500, minimum=1, help="Messages the conductor hands to the sinks per batch."
+)
+IDDS_MESSAGE_MAX_ATTEMPTS = env_int(
+    "IDDS_MESSAGE_MAX_ATTEMPTS",
+    10,
+    minimum=1,
+    help="Delivery attempts before a message is marked Failed (re-queue with `requeue_messages`).",
+)
 
 # --- Plugins --------------------------------------------------------------------------------
 # Work types by iDDS request_type value; add more with IDDS_EXTRA_WORK_TYPES=99=pkg.mod.Class.
@@ -329,59 +379,157 @@ IDDS_WORK_TYPES = {
     "2": "carousel.worktype.StageInWorkType",
     "3": "activelearning.worktype.ActiveLearningWorkType",
     "4": "hpo.worktype.HyperParameterOptWorkType",
-} | env_mapping("IDDS_EXTRA_WORK_TYPES")
+} | env_mapping(
+    "IDDS_EXTRA_WORK_TYPES",
+    help="More work types as `request_type=dotted.path.Class`, besides the built-in 2 (stage-in), "
+    "3 (active learning) and 4 (HPO).",
+)
 # Message sinks, several at once: db (record only), stomp, redis (Redis Streams).
-IDDS_MESSAGE_SINKS = env_list("IDDS_MESSAGE_SINKS", ["db"])
+IDDS_MESSAGE_SINKS = env_list(
+    "IDDS_MESSAGE_SINKS",
+    ["db"],
+    help="Where messages are delivered, several at once: `db` (recorded only), `stomp`, `redis` (Redis "
+    "Streams) or a name from `IDDS_EXTRA_SINKS`; a message is Delivered once every sink confirmed it.",
+)
 IDDS_SINK_CLASSES = {
     "db": "requests_app.sinks.db.DatabaseSink",
     "stomp": "requests_app.sinks.stomp.StompSink",
     "redis": "requests_app.sinks.redis_streams.RedisStreamSink",
-} | env_mapping("IDDS_EXTRA_SINKS")
+} | env_mapping(
+    "IDDS_EXTRA_SINKS",
+    help="More message sinks as `name=dotted.path.Class`, usable in `IDDS_MESSAGE_SINKS`.",
+)
 for _sink in IDDS_MESSAGE_SINKS:
     if _sink not in IDDS_SINK_CLASSES:
         raise ImproperlyConfigured(f"IDDS_MESSAGE_SINKS: unknown sink {_sink!r}; known: {sorted(IDDS_SINK_CLASSES)}")
 
 # STOMP sink (messaging issue): hosts as host:port,host:port for fail-over.
-IDDS_STOMP_HOSTS = env_list("IDDS_STOMP_HOSTS", ["127.0.0.1:61613"])
-IDDS_STOMP_DESTINATION = env.str("IDDS_STOMP_DESTINATION", default="/topic/idds")
-IDDS_STOMP_USER = env.str("IDDS_STOMP_USER", default="")
-IDDS_STOMP_PASSWORD = env_secret("IDDS_STOMP_PASSWORD", "")
+IDDS_STOMP_HOSTS = env_list(
+    "IDDS_STOMP_HOSTS",
+    ["127.0.0.1:61613"],
+    help="STOMP sink: brokers as `host:port`; the first reachable one is used (fail-over).",
+)
+IDDS_STOMP_DESTINATION = env_str(
+    "IDDS_STOMP_DESTINATION", "/topic/idds", help="STOMP sink: the topic or queue messages are sent to."
+)
+IDDS_STOMP_USER = env_str("IDDS_STOMP_USER", "", help="STOMP sink: login (none when empty).")
+IDDS_STOMP_PASSWORD = env_secret("IDDS_STOMP_PASSWORD", "", help="STOMP sink: passcode.")
 # Redis Streams sink.
-IDDS_STREAM_REDIS_URL = env.str("IDDS_STREAM_REDIS_URL", default=REDIS_URL or "redis://127.0.0.1:6379/0")
-IDDS_STREAM_NAME = env.str("IDDS_STREAM_NAME", default="idds")
-IDDS_STREAM_MAXLEN = env_int("IDDS_STREAM_MAXLEN", 1_000_000, minimum=1000)
+IDDS_STREAM_REDIS_URL = env_str(
+    "IDDS_STREAM_REDIS_URL",
+    REDIS_URL or "redis://127.0.0.1:6379/0",
+    doc_default="`REDIS_URL`, else `redis://127.0.0.1:6379/0`",
+    help="Redis Streams sink: the Redis server.",
+)
+IDDS_STREAM_NAME = env_str("IDDS_STREAM_NAME", "idds", help="Redis Streams sink: the stream's key.")
+IDDS_STREAM_MAXLEN = env_int(
+    "IDDS_STREAM_MAXLEN",
+    1_000_000,
+    minimum=1000,
+    help="Redis Streams sink: entries kept; older ones are trimmed (approximately) as new ones arrive.",
+)
 
 # Carousel: staging backend (simulator | rucio) and throttles.
-IDDS_STAGING_BACKEND = env.str("IDDS_STAGING_BACKEND", default="simulator")
+IDDS_STAGING_BACKEND = env_str(
+    "IDDS_STAGING_BACKEND",
+    "simulator",
+    help="Where stage-in requests stage: `simulator` (a tape system kept in the database) or `rucio`.",
+)
 if IDDS_STAGING_BACKEND not in {"simulator", "rucio"}:
     raise ImproperlyConfigured(f"IDDS_STAGING_BACKEND={IDDS_STAGING_BACKEND!r}: use simulator or rucio")
-IDDS_TAPE_TIME_SCALE = env_float("IDDS_TAPE_TIME_SCALE", 1.0, minimum=0.0)
+IDDS_TAPE_TIME_SCALE = env_float(
+    "IDDS_TAPE_TIME_SCALE",
+    1.0,
+    minimum=0.0,
+    help="Simulator: simulated seconds per real second (0 = staging is instant); every process must use the "
+    "same value.",
+)
 # Throttles like a production carousel: per source tape at most N files queued or staging, of
 # which at most a fraction staging at once, and a cap per destination.
-IDDS_CAROUSEL_MAX_FILES_PER_SOURCE = env_int("IDDS_CAROUSEL_MAX_FILES_PER_SOURCE", 10_000, minimum=1)
-IDDS_CAROUSEL_MAX_STAGING_RATIO = env_float("IDDS_CAROUSEL_MAX_STAGING_RATIO", 0.5, minimum=0.01)
-IDDS_CAROUSEL_MAX_FILES_PER_DESTINATION = env_int("IDDS_CAROUSEL_MAX_FILES_PER_DESTINATION", 100_000, minimum=1)
+IDDS_CAROUSEL_MAX_FILES_PER_SOURCE = env_int(
+    "IDDS_CAROUSEL_MAX_FILES_PER_SOURCE",
+    10_000,
+    minimum=1,
+    help="Stage-in throttle: files in flight (queued or staging) per source; a request that would pass it waits "
+    "in Throttling, unless the source has nothing in flight.",
+)
+IDDS_CAROUSEL_MAX_STAGING_RATIO = env_float(
+    "IDDS_CAROUSEL_MAX_STAGING_RATIO",
+    0.5,
+    minimum=0.01,
+    help="Stage-in throttle: a source takes another request only while its files in flight are at most this "
+    "fraction of `IDDS_CAROUSEL_MAX_FILES_PER_SOURCE`.",
+)
+IDDS_CAROUSEL_MAX_FILES_PER_DESTINATION = env_int(
+    "IDDS_CAROUSEL_MAX_FILES_PER_DESTINATION",
+    100_000,
+    minimum=1,
+    help="Stage-in throttle: files in flight per destination, with the same rule as per source.",
+)
 # Stuck files: re-staged after this many (simulated) seconds, with at most this many extra rules.
-IDDS_CAROUSEL_MAX_WAITING_TIME = env_int("IDDS_CAROUSEL_MAX_WAITING_TIME", 3 * 24 * 3600, minimum=1)
-IDDS_CAROUSEL_MAX_EXTRA_RULES = env_int("IDDS_CAROUSEL_MAX_EXTRA_RULES", 1, minimum=0)
-IDDS_RUCIO_HOST = env.str("IDDS_RUCIO_HOST", default="")
-IDDS_RUCIO_AUTH_HOST = env.str("IDDS_RUCIO_AUTH_HOST", default="")
-IDDS_RUCIO_ACCOUNT = env.str("IDDS_RUCIO_ACCOUNT", default="idds")
-IDDS_RUCIO_AUTH_TYPE = env.str("IDDS_RUCIO_AUTH_TYPE", default="userpass")
-IDDS_RUCIO_USERNAME = env.str("IDDS_RUCIO_USERNAME", default="")
-IDDS_RUCIO_PASSWORD = env_secret("IDDS_RUCIO_PASSWORD", "")
+IDDS_CAROUSEL_MAX_WAITING_TIME = env_int(
+    "IDDS_CAROUSEL_MAX_WAITING_TIME",
+    3 * 24 * 3600,
+    minimum=1,
+    help="Stage-in: seconds a file may stay unstaged before it is re-staged from another source, when the "
+    "request gives no `max_waiting_time`.",
+)
+IDDS_CAROUSEL_MAX_EXTRA_RULES = env_int(
+    "IDDS_CAROUSEL_MAX_EXTRA_RULES",
+    1,
+    minimum=0,
+    help="Stage-in: extra rules created for stuck files, when the request gives no `max_extra_rules`.",
+)
+IDDS_RUCIO_HOST = env_str("IDDS_RUCIO_HOST", "", help="Rucio backend: server URL (required with `rucio`).")
+IDDS_RUCIO_AUTH_HOST = env_str(
+    "IDDS_RUCIO_AUTH_HOST", "", help="Rucio backend: authentication server URL (empty = the client's default)."
+)
+IDDS_RUCIO_ACCOUNT = env_str("IDDS_RUCIO_ACCOUNT", "idds", help="Rucio backend: account.")
+IDDS_RUCIO_AUTH_TYPE = env_str(
+    "IDDS_RUCIO_AUTH_TYPE", "userpass", help="Rucio backend: authentication type (`userpass`, `x509`, ...)."
+)
+IDDS_RUCIO_USERNAME = env_str("IDDS_RUCIO_USERNAME", "", help="Rucio backend: user name for `userpass`.")
+IDDS_RUCIO_PASSWORD = env_secret("IDDS_RUCIO_PASSWORD", "", help="Rucio backend: password for `userpass`.")
 
 # HPO: container runtime for user generators with a sandbox image (docker, podman, apptainer;
 # unset = refuse sandboxed programs clearly), their working directories, the nevergrad venv.
-HPO_CONTAINER_RUNTIME = env.str("HPO_CONTAINER_RUNTIME", default="") or None
-HPO_WORK_DIR = env.str("HPO_WORK_DIR", default="") or None
-HPO_NEVERGRAD_VENV = env.str("HPO_NEVERGRAD_VENV", default="") or None
+HPO_CONTAINER_RUNTIME = (
+    env_str(
+        "HPO_CONTAINER_RUNTIME",
+        "",
+        help="HPO: container runtime (`docker`, `podman` or `apptainer`) for user generator programs whose "
+        "`sandbox` is an image; unset, such programs are refused with a clear error.",
+    )
+    or None
+)
+HPO_WORK_DIR = (
+    env_str(
+        "HPO_WORK_DIR",
+        "",
+        doc_default="the system temporary directory's `idds-hpo/`",
+        help="HPO: parent directory of the working directories of generator program runs.",
+    )
+    or None
+)
+HPO_NEVERGRAD_VENV = (
+    env_str(
+        "HPO_NEVERGRAD_VENV",
+        "",
+        doc_default="`var/nevergrad-venv` in the checkout",
+        help="HPO: the virtual environment the nevergrad generator runs in (created on first use or by "
+        "`manage.py setup_nevergrad`).",
+    )
+    or None
+)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": env_str("LOG_LEVEL", "INFO", help="Level of the root logger: DEBUG, INFO, WARNING, ERROR."),
+    },
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
