@@ -363,10 +363,32 @@ IDDS_RUCIO_AUTH_TYPE = env.str("IDDS_RUCIO_AUTH_TYPE", default="userpass")
 IDDS_RUCIO_USERNAME = env.str("IDDS_RUCIO_USERNAME", default="")
 IDDS_RUCIO_PASSWORD = env_secret("IDDS_RUCIO_PASSWORD", "")
 
-# HPO: container runtime for user generators with a sandbox image (docker, podman, apptainer;
-# unset = refuse sandboxed programs clearly), their working directories, the nevergrad venv.
-HPO_CONTAINER_RUNTIME = env.str("HPO_CONTAINER_RUNTIME", default="") or None
-HPO_WORK_DIR = env.str("HPO_WORK_DIR", default="") or None
+# Sandbox for user programs (docs/sandbox.md): bubblewrap by default, or a container engine. The host only
+# for staff and only when allowed here. Limits are ceilings: a request may ask for less.
+IDDS_SANDBOX_RUNTIME = env.str("IDDS_SANDBOX_RUNTIME", default="bubblewrap")
+if IDDS_SANDBOX_RUNTIME not in {"bubblewrap", "docker", "podman", "apptainer", "host"}:
+    raise ImproperlyConfigured(
+        f"IDDS_SANDBOX_RUNTIME={IDDS_SANDBOX_RUNTIME!r}: use bubblewrap, docker, podman, apptainer or host"
+    )
+# The runtime's program (a name on PATH or a path); empty = bwrap, docker, podman or apptainer.
+IDDS_SANDBOX_BINARY = env.str("IDDS_SANDBOX_BINARY", default="")
+IDDS_SANDBOX_IMAGE = env.str("IDDS_SANDBOX_IMAGE", default="python:3.11-slim")
+IDDS_SANDBOX_ALLOW_HOST = env_bool("IDDS_SANDBOX_ALLOW_HOST", False)
+if IDDS_SANDBOX_RUNTIME == "host" and not IDDS_SANDBOX_ALLOW_HOST:
+    raise ImproperlyConfigured("IDDS_SANDBOX_RUNTIME=host needs IDDS_SANDBOX_ALLOW_HOST=true (staff only)")
+IDDS_SANDBOX_WORK_DIR = env.str("IDDS_SANDBOX_WORK_DIR", default=str(VAR_DIR / "sandbox"))
+# Where uploaded sandbox tarballs live; a request may name no other host path.
+IDDS_SANDBOX_UPLOAD_DIR = env.str("IDDS_SANDBOX_UPLOAD_DIR", default=str(VAR_DIR / "uploads"))
+# Host directories programs may read besides /usr and the Python prefix (e.g. a venv with numpy).
+IDDS_SANDBOX_READ_ONLY_PATHS = env_list("IDDS_SANDBOX_READ_ONLY_PATHS", [])
+# Root-started bubblewrap runs each get a fresh uid from here (keeps their process counts apart).
+IDDS_SANDBOX_UID_BASE = env_int("IDDS_SANDBOX_UID_BASE", 200_000, minimum=1000)
+IDDS_SANDBOX_CPU_SECONDS = env_int("IDDS_SANDBOX_CPU_SECONDS", 600, minimum=1)
+IDDS_SANDBOX_MEMORY_MB = env_int("IDDS_SANDBOX_MEMORY_MB", 4096, minimum=64)
+IDDS_SANDBOX_PROCESSES = env_int("IDDS_SANDBOX_PROCESSES", 64, minimum=4)
+IDDS_SANDBOX_OUTPUT_MB = env_int("IDDS_SANDBOX_OUTPUT_MB", 64, minimum=1)
+IDDS_SANDBOX_WALL_SECONDS = env_int("IDDS_SANDBOX_WALL_SECONDS", 24 * 3600, minimum=1)
+# HPO: the nevergrad venv.
 HPO_NEVERGRAD_VENV = env.str("HPO_NEVERGRAD_VENV", default="") or None
 
 LOGGING = {
