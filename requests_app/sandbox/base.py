@@ -33,7 +33,7 @@ BASE_ENV = {"LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 #: Words in stderr that tell which limit a program ran into when the kernel only made a call fail.
 _MEMORY_WORDS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
-_PROCESS_WORDS = ("Resource temporarily unavailable", "BlockingIOError", "fork: retry", "can't fork")
+_PROCESS_WORDS = ("Resource temporarily unavailable", "BlockingIOError", "fork: retry", "can't fork", "Cannot fork")
 _OUTPUT_WORDS = ("File too large",)
 
 
