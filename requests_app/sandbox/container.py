@@ -69,7 +69,7 @@ class Container(Runtime):
                 image, "/bin/sh", "-c", ulimit_script(program.limits), "sh", *program.argv,
             ]  # fmt: skip
         return [
-            binary, "run", "--rm", "--name", run_name, "--network=none", "--read-only",
+            binary, "run", "--rm", "--pull=never", "--name", run_name, "--network=none", "--read-only",
             "--tmpfs=/tmp:rw,size=64m", "--cap-drop=ALL", "--security-opt=no-new-privileges",
             f"--user={SANDBOX_UID}:{SANDBOX_UID}", *container_flags(program.limits),
             "--volume", f"{program.workdir}:{INSIDE_WORKDIR}:rw", "--workdir", INSIDE_WORKDIR,
