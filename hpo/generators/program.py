@@ -99,7 +99,10 @@ def run_program(spec: ProgramSpec, payload: Mapping[str, Any], *, num_points: in
         program = sandbox.Program(
             argv=argv, workdir=workdir, limits=spec.limits(), image=spec.image(), read_only=spec.read_only
         )
-        result = sandbox.run(program, runtime=runtime)
+        try:
+            result = sandbox.run(program, runtime=runtime)
+        except sandbox.SandboxUnavailable as exc:
+            raise GeneratorError(str(exc)) from None
         details = {**result.details(), "command": shlex.join(argv)}
         if not result.ok:
             raise GeneratorError(f"the generator program {result.reason}", details=details)
