@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -87,6 +88,8 @@ class Runtime(ABC):
     """A way of running programs. Subclasses wrap argv; ``execute`` does the rest."""
 
     name: str = ""
+    #: Whether ``command`` takes ``info_fd`` and reports the sandbox init's PID there (bwrap's --info-fd).
+    reports_child_pid: bool = False
 
     def workdir_inside(self, workdir: Path) -> str:
         """The working directory's path as the program sees it."""
@@ -97,7 +100,7 @@ class Runtime(ABC):
         """Why this runtime cannot run programs here (missing, failing its self-test), or None."""
 
     @abstractmethod
-    def command(self, program: Program, *, run_name: str) -> list[str]:
+    def command(self, program: Program, *, run_name: str, info_fd: int | None = None) -> list[str]:
         """The full host command line running ``program``."""
 
     def preexec(self, program: Program) -> Callable[[], None] | None:
@@ -149,42 +152,88 @@ def _diagnose(returncode: int, stderr: str, log_sizes: tuple[int, int], limits: 
     return None, "exited normally"
 
 
-def _wait_group_gone(pgid: int) -> None:
-    """Wait (bounded) until no process of the run's group is left.
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in {"Z", "X"}
 
-    Killing bwrap kills its namespace's init through the parent-death signal, which takes the namespace
-    with it, but asynchronously: return only once that is done, so a run never outlives ``execute``.
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_gone(pgid: int, child_pid: int | None) -> None:
+    """Wait (bounded) until the run's process group and its namespace's init are gone; then kill what is left.
+
+    bwrap's outer process may exit before the init of the program's PID namespace (in a session of its own)
+    has killed the namespace's other processes: return only once that is done, so a run never outlives
+    ``execute``.
     """
     deadline = time.monotonic() + GROUP_EXIT_SECONDS
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not _group_alive(pgid) and not (child_pid and _alive(child_pid)):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+    if child_pid and _alive(child_pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child_pid, signal.SIGKILL)
+
+
+def _child_pid(info: int | None) -> int | None:
+    """The PID namespace's init, from what bwrap wrote to ``--info-fd`` (``{"child-pid": N}``)."""
+    if info is None:
+        return None
+    os.set_blocking(info, False)
+    try:
+        text = os.read(info, 4096).decode(errors="replace")
+    except BlockingIOError:
+        return None
+    match = re.search(r'"child-pid"\s*:\s*(\d+)', text)
+    return int(match.group(1)) if match else None
 
 
 def execute(runtime: Runtime, program: Program) -> Result:
     """Run ``program`` with ``runtime`` and report how it ended (never raises for the program's own failure)."""
     run_name = f"idds-sandbox-{uuid.uuid4().hex[:12]}"
     runtime.prepare(program)
-    command = runtime.command(program, run_name=run_name)
+    # A pipe on which the runtime reports the PID of the sandbox's init (bubblewrap only).
+    info_read, info_write = os.pipe() if runtime.reports_child_pid else (None, None)
+    command = runtime.command(program, run_name=run_name, info_fd=info_write)
     # Logs live beside the working directory, not in it: the program cannot replace or grow them but through
     # its own stdout and stderr, which the file-size limit caps.
     stdout_path = program.workdir.with_name(f"{program.workdir.name}.{run_name}.stdout")
     stderr_path = program.workdir.with_name(f"{program.workdir.name}.{run_name}.stderr")
     try:
-        return _run(runtime, program, command, run_name, stdout_path, stderr_path)
+        return _run(runtime, program, command, run_name, (stdout_path, stderr_path), (info_read, info_write))
     finally:
         stdout_path.unlink(missing_ok=True)
         stderr_path.unlink(missing_ok=True)
+        for fd in (info_read, info_write):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def _run(
-    runtime: Runtime, program: Program, command: list[str], run_name: str, stdout_path: Path, stderr_path: Path
+    runtime: Runtime,
+    program: Program,
+    command: list[str],
+    run_name: str,
+    logs: tuple[Path, Path],
+    info: tuple[int | None, int | None],
 ) -> Result:
+    stdout_path, stderr_path = logs
+    info_read, info_write = info
+
     def result(returncode: int | None, stopped: str | None, reason: str) -> Result:
         return Result(
             returncode=returncode,
@@ -208,18 +257,24 @@ def _run(
                 # Its own session and process group: the wall-clock limit kills everything it started.
                 start_new_session=True,
                 preexec_fn=runtime.preexec(program),
+                pass_fds=() if info_write is None else (info_write,),
             )
         except OSError as exc:
             return result(None, None, f"could not be started: {exc}")
         try:
             returncode = process.wait(timeout=program.limits.wall_seconds)
         except subprocess.TimeoutExpired:
+            child_pid = _child_pid(info_read)
             os.killpg(process.pid, signal.SIGKILL)
+            # Killing the init of a PID namespace kills every process in it.
+            if child_pid and _alive(child_pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child_pid, signal.SIGKILL)
             runtime.stop(run_name)
             process.wait()
-            _wait_group_gone(process.pid)
+            _wait_gone(process.pid, child_pid)
             return result(None, "wall", f"exceeded its wall-clock limit of {program.limits.wall_seconds:g} s")
-        _wait_group_gone(process.pid)
+        _wait_gone(process.pid, _child_pid(info_read))
     sizes = (stdout_path.stat().st_size, stderr_path.stat().st_size)
     stopped, reason = _diagnose(returncode, tail(stderr_path), sizes, program.limits)
     return result(returncode, stopped, reason)

@@ -38,6 +38,7 @@ class Bubblewrap(Runtime):
     """Runs programs under ``bwrap``; see the module docstring."""
 
     name = "bubblewrap"
+    reports_child_pid = True
 
     def __init__(self, *, binary: str = "bwrap", read_only: tuple[Path, ...] = (), uid_base: int = 200_000) -> None:
         self.binary = binary
@@ -68,11 +69,11 @@ class Bubblewrap(Runtime):
             for path in [program.workdir, *program.workdir.rglob("*")]:
                 os.lchown(path, uid, uid)
 
-    def command(self, program: Program, *, run_name: str) -> list[str]:
+    def command(self, program: Program, *, run_name: str, info_fd: int | None = None) -> list[str]:
         uid = self._uids.pop(str(program.workdir), self.uid_base)
-        return self._argv(program, workdir=program.workdir, uid=uid)
+        return self._argv(program, workdir=program.workdir, uid=uid, info_fd=info_fd)
 
-    def _argv(self, program: Program, *, workdir: Path | None, uid: int) -> list[str]:
+    def _argv(self, program: Program, *, workdir: Path | None, uid: int, info_fd: int | None = None) -> list[str]:
         as_root = os.geteuid() == 0
         binds = _read_only_paths((*self.read_only, *program.read_only))
         path = ":".join([*(str(p / "bin") for p in binds if (p / "bin").is_dir()), *SYSTEM_PATH])
@@ -85,6 +86,8 @@ class Bubblewrap(Runtime):
         else:
             argv += ["--unshare-all", "--uid", str(NAMESPACE_UID), "--gid", str(NAMESPACE_UID)]
         argv += ["--die-with-parent", "--new-session"]
+        if info_fd is not None:
+            argv += ["--info-fd", str(info_fd)]
         argv += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"]
         argv += ["--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin"]
         for name in SYSTEM_FILES:

@@ -57,7 +57,7 @@ class Container(Runtime):
             # The directory sits in a private (0700) parent, so opening it up reaches only the container.
             program.workdir.chmod(0o777)
 
-    def command(self, program: Program, *, run_name: str) -> list[str]:
+    def command(self, program: Program, *, run_name: str, info_fd: int | None = None) -> list[str]:
         binary = shutil.which(self.binary) or self.binary
         image = program.image or self.default_image
         env = self.environment(program, home=INSIDE_WORKDIR, path=":".join(SYSTEM_PATH))

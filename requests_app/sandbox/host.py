@@ -26,7 +26,7 @@ class Host(Runtime):
     def workdir_inside(self, workdir: Path) -> str:
         return str(workdir)
 
-    def command(self, program: Program, *, run_name: str) -> list[str]:
+    def command(self, program: Program, *, run_name: str, info_fd: int | None = None) -> list[str]:
         return list(program.argv)
 
     def popen_env(self, program: Program) -> dict[str, str]:

@@ -124,7 +124,7 @@ def test_docker_and_podman_run_without_network_read_only_and_limited(engine, tmp
     argv = Container(engine, default_image="python:3.11-slim").command(program, run_name="run-1")
 
     # then
-    assert argv[1:4] == ["run", "--rm", "--name"]
+    assert argv[1:5] == ["run", "--rm", "--pull=never", "--name"]
     for flag in ["--network=none", "--read-only", "--cap-drop=ALL", "--user=65534:65534", "--memory=300m"]:
         assert flag in argv
     assert "--pids-limit=9" in argv
