@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import shlex
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,12 +124,9 @@ def _prepare(workdir: Path, spec: ProgramSpec, payload: Mapping[str, Any]) -> No
     """Unpack the uploaded tarball, copy the service's files, write %IN."""
     if spec.sandbox and sandbox.is_tarball(spec.sandbox):
         try:
-            tarball = sandbox.uploaded_file(spec.sandbox)
+            sandbox.unpack_upload(spec.sandbox, workdir)
         except ValueError as exc:
             raise GeneratorError(f"the sandbox tarball cannot be used: {exc}") from None
-        with tarfile.open(tarball) as tar:
-            # The "data" filter refuses absolute paths, links out of the tree and device files.
-            tar.extractall(workdir, filter="data")
     for name, source in spec.files.items():
         (workdir / name).write_bytes(source.read_bytes())
     (workdir / INPUT_NAME).write_text(json.dumps(payload))

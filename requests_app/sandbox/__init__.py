@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import tarfile
 import tempfile
 import threading
 import time
@@ -49,6 +50,7 @@ __all__ = [
     "runtime_for",
     "sandbox_problem",
     "service_runtime",
+    "unpack_upload",
     "uploaded_file",
     "work_directory",
 ]
@@ -59,6 +61,10 @@ PROBLEM_CACHE_SECONDS = 30.0
 #: Largest result file read back from a program.
 MAX_OUTPUT_READ = 16 * 1024 * 1024
 TARBALL_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+#: An uploaded tarball unpacks to at most this many members and bytes (a small archive can expand to fill the
+#: disk before the program even starts).
+MAX_UNPACKED_MEMBERS = 10_000
+MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
 
 _cache: dict[tuple[Any, ...], tuple[float, str | None]] = {}
 _cache_lock = threading.Lock()
@@ -207,6 +213,22 @@ def work_directory() -> Iterator[Path]:
         yield workdir
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def unpack_upload(name: str, workdir: Path) -> None:
+    """Unpack the uploaded tarball ``name`` into ``workdir``; ``ValueError`` saying why it cannot be used."""
+    path = uploaded_file(name)
+    try:
+        with tarfile.open(path) as tar:
+            members = tar.getmembers()
+            if len(members) > MAX_UNPACKED_MEMBERS or sum(m.size for m in members) > MAX_UNPACKED_BYTES:
+                raise ValueError(
+                    f"{name!r} unpacks to more than {MAX_UNPACKED_MEMBERS} files or {MAX_UNPACKED_BYTES // 2**20} MB"
+                )
+            # The "data" filter refuses absolute paths, links out of the tree, device files and set-uid bits.
+            tar.extractall(workdir, members=members, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ValueError(f"{name!r} cannot be unpacked: {exc}") from None
 
 
 def read_output(workdir: Path, relative: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from requests_app.sandbox import (
     runtime_for,
     sandbox_problem,
     service_runtime,
+    unpack_upload,
     uploaded_file,
 )
 from requests_app.sandbox.container import Container
@@ -192,6 +194,29 @@ def test_only_uploaded_files_may_be_named(settings, tmp_path):
     for name in [str(tmp_path / "host.tar.gz"), "../host.tar.gz", "/etc/passwd", "absent.tar"]:
         with pytest.raises(ValueError, match="not an uploaded file"):
             uploaded_file(name)
+
+
+def test_an_upload_is_unpacked_without_escaping_the_directory(settings, tmp_path):
+    # given a tarball with a good file and one that climbs out
+    uploads = Path(settings.IDDS_SANDBOX_UPLOAD_DIR)
+    with tarfile.open(uploads / "good.tar", "w") as tar:
+        tar.add(__file__, arcname="gen.py")
+    with tarfile.open(uploads / "evil.tar", "w") as tar:
+        tar.add(__file__, arcname="../escaped.py")
+    (uploads / "broken.tar").write_bytes(b"not a tarball")
+    workdir = tmp_path / "unpacked"
+    workdir.mkdir()
+
+    # when
+    unpack_upload("good.tar", workdir)
+
+    # then
+    assert (workdir / "gen.py").read_text() == Path(__file__).read_text()
+    with pytest.raises(ValueError, match="cannot be unpacked"):
+        unpack_upload("evil.tar", workdir)
+    assert not (tmp_path / "escaped.py").exists()
+    with pytest.raises(ValueError, match="cannot be unpacked"):
+        unpack_upload("broken.tar", workdir)
 
 
 def test_it_refuses_to_show_the_project_to_programs(settings, tmp_path):
