@@ -14,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
 #: Installed into the venv (~30 s on Python 3.11). numpy stays below 2: with numpy 2 nevergrad 1.0.12's
 #: metamodel (picked by NGOpt on small continuous spaces) raises "only 0-dimensional arrays can be converted to
 #: Python scalars" inside a helper thread; pandas 3 needs numpy 2, hence its pin.
@@ -28,10 +31,8 @@ def default_venv_path() -> Path:
     configured = os.environ.get("HPO_NEVERGRAD_VENV")
     if not configured:
         try:
-            from django.conf import settings
-
             configured = getattr(settings, "HPO_NEVERGRAD_VENV", None)
-        except Exception:  # noqa: BLE001 — settings not configured (a benchmark, a script)
+        except ImproperlyConfigured:  # settings not configured (a benchmark, a script)
             configured = None
     return Path(configured) if configured else Path(__file__).resolve().parent.parent / "var" / "nevergrad-venv"
 

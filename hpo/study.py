@@ -5,7 +5,10 @@ Accepted ``request_metadata`` (IDDS_REFERENCE.md §3 plus this service's additio
     opt_space                 required; any form of hpo.space
     method                    random | grid | bayesian (default) | nevergrad; ignored when executable is given
     executable, arguments, output_json, sandbox
-                              a user generator program (arguments use %MAX_POINTS %NUM_POINTS %IN %OUT)
+                              a user generator program (arguments use %MAX_POINTS %NUM_POINTS %IN %OUT and
+                              must name %OUT unless output_json is given); it runs in the sandbox of
+                              requests_app.sandbox, and is refused at submission where none is usable.
+                              sandbox: an uploaded tarball (in IDDS_SANDBOX_UPLOAD_DIR) or a container image
     generator_options         the method's own options (e.g. {"acquisition": "ei"} for bayesian)
     max_points                budget of points (default 20)
     num_points_per_generation points per generator run (default 5)
@@ -22,6 +25,7 @@ Accepted ``request_metadata`` (IDDS_REFERENCE.md §3 plus this service's additio
 from __future__ import annotations
 
 import math
+import posixpath
 import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,6 +33,7 @@ from typing import Any
 from hpo.generators import GENERATORS, generator_class
 from hpo.generators.base import Generator
 from hpo.space import SearchSpace, parse_space
+from requests_app import sandbox
 from requests_app.errors import WorkTypeValidationError
 
 #: (default, minimum, maximum) of the integer settings.
@@ -64,6 +69,8 @@ class StudyConfig:
     lease_seconds: int = 600
     point_retries: int = 2
     study_timeout: int = 14 * 24 * 3600
+    #: The request's owner, set by the service (never from the request): decides where its program may run.
+    owner_id: int | None = None
 
     def to_metadata(self) -> dict[str, Any]:
         """JSON-ready form merged back into request_metadata."""
@@ -83,16 +90,8 @@ class StudyConfig:
         """The study's generator, seeded."""
         options = dict(self.generator_options)
         if self.method == "program":
-            from django.conf import settings
-
-            # Where programs run and with which container runtime is the operator's choice, not the user's.
-            options = {
-                **options,
-                **self.program,
-                "timeout": self.generator_timeout,
-                "container_runtime": getattr(settings, "HPO_CONTAINER_RUNTIME", None),
-                "work_root": getattr(settings, "HPO_WORK_DIR", None),
-            }
+            # Where and how the program runs is the service's choice: the owner comes from the request row.
+            options = {**options, **self.program, "timeout": self.generator_timeout, "owner_id": self.owner_id}
         return generator_class(self.method)(self.space(), seed=self.seed, options=options)
 
 
@@ -139,8 +138,42 @@ def _initial_points(raw: Any, space: SearchSpace, errors: dict[str, str]) -> lis
     return cleaned
 
 
-def study_validate(metadata: dict[str, Any]) -> StudyConfig:
-    """Clean HPO request metadata or raise ``WorkTypeValidationError`` naming every bad field."""
+def _program_errors(program: dict[str, Any], owner: Any) -> dict[str, str]:
+    """Problems of a user program's options, and of running it here at all (no usable sandbox)."""
+    errors: dict[str, str] = {}
+    for name in PROGRAM_KEYS:
+        if name in program and not isinstance(program[name], str):
+            errors[f"request_metadata.{name}"] = "must be a string"
+    if errors:
+        return errors
+    output_json = program.get("output_json")
+    if output_json is None and "%OUT" not in program.get("arguments", ""):
+        errors["request_metadata.arguments"] = (
+            "must contain %OUT (where the program writes its points), or give output_json"
+        )
+    if output_json is not None:
+        normal = posixpath.normpath(output_json)
+        if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
+            errors["request_metadata.output_json"] = "must be a path inside the program's working directory"
+    image = None
+    if sandbox_option := program.get("sandbox"):
+        if sandbox.is_tarball(sandbox_option):
+            try:
+                sandbox.uploaded_file(sandbox_option)
+            except ValueError as exc:
+                errors["request_metadata.sandbox"] = str(exc)
+        else:
+            image = sandbox_option
+    if problem := sandbox.sandbox_problem(owner, image=image):
+        errors["request_metadata.sandbox" if image else "request_metadata.executable"] = problem
+    return errors
+
+
+def study_validate(metadata: dict[str, Any], *, owner: Any = None) -> StudyConfig:
+    """Clean HPO request metadata or raise ``WorkTypeValidationError`` naming every bad field.
+
+    ``owner`` (the requesting user) decides whether a program may run on the host (docs/sandbox.md).
+    """
     if not isinstance(metadata, dict):
         raise WorkTypeValidationError({"request_metadata": "must be an object"})
     errors: dict[str, str] = {}
@@ -155,6 +188,8 @@ def study_validate(metadata: dict[str, Any]) -> StudyConfig:
     method = "program" if program else metadata.get("method", "bayesian")
     if program and not program.get("executable"):
         errors["request_metadata.executable"] = "a generator program needs an executable"
+    elif program:
+        errors.update(_program_errors(program, owner))
     if not program and method not in BUILT_IN_METHODS:
         errors["request_metadata.method"] = (
             f"unknown method {method!r}; use one of {list(BUILT_IN_METHODS)} or an executable"
@@ -177,6 +212,7 @@ def study_validate(metadata: dict[str, Any]) -> StudyConfig:
         program=program,
         initial_points=_initial_points(metadata.get("initial_points"), space, errors),
         seed=seed,
+        owner_id=getattr(owner, "pk", None),
         **ints,
     )
     if not errors:

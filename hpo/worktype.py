@@ -68,7 +68,7 @@ class HyperParameterOptWorkType(WorkType):
 
     def validate(self, *, metadata: dict[str, Any], request_fields: dict[str, Any]) -> dict[str, Any]:
         """Cleaned metadata (workload_id and other unknown keys are kept as given)."""
-        config = study_validate(metadata)
+        config = study_validate(metadata, owner=request_fields.get("owner"))
         return {**metadata, **config.to_metadata()}
 
     def plan(self, transform: Transform) -> Plan:

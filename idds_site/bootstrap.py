@@ -116,10 +116,17 @@ def ensure_redis() -> None:
     wait_port(6379, "Redis")
 
 
+def ensure_bubblewrap() -> None:
+    """The default sandbox for user programs (docs/sandbox.md); the tests run hostile programs in it."""
+    if not shutil.which("bwrap"):
+        apt_install("bubblewrap")
+
+
 def command_test(extra: list[str]) -> int:
     ensure_venv("requirements-dev.txt")
     ensure_postgres()
     ensure_redis()
+    ensure_bubblewrap()
     env = {
         **os.environ,
         "DATABASE_URL": os.environ.get("DATABASE_URL", TEST_DATABASE_URL),

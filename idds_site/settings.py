@@ -491,25 +491,75 @@ IDDS_RUCIO_AUTH_TYPE = env_str(
 IDDS_RUCIO_USERNAME = env_str("IDDS_RUCIO_USERNAME", "", help="Rucio backend: user name for `userpass`.")
 IDDS_RUCIO_PASSWORD = env_secret("IDDS_RUCIO_PASSWORD", "", help="Rucio backend: password for `userpass`.")
 
-# HPO: container runtime for user generators with a sandbox image (docker, podman, apptainer;
-# unset = refuse sandboxed programs clearly), their working directories, the nevergrad venv.
-HPO_CONTAINER_RUNTIME = (
-    env_str(
-        "HPO_CONTAINER_RUNTIME",
-        "",
-        help="HPO: container runtime (`docker`, `podman` or `apptainer`) for user generator programs whose "
-        "`sandbox` is an image; unset, such programs are refused with a clear error.",
-    )
-    or None
+# Sandbox for user programs (docs/sandbox.md): bubblewrap by default, or a container engine. The host only
+# for staff and only when allowed here. Limits are ceilings: a request may ask for less.
+IDDS_SANDBOX_RUNTIME = env_str(
+    "IDDS_SANDBOX_RUNTIME",
+    "bubblewrap",
+    help="Sandbox for user programs (HPO generators, active-learning decisions): `bubblewrap`, `docker`, "
+    "`podman`, `apptainer`, or `host` (staff only, needs `IDDS_SANDBOX_ALLOW_HOST`). See docs/sandbox.md.",
 )
-HPO_WORK_DIR = (
-    env_str(
-        "HPO_WORK_DIR",
-        "",
-        doc_default="the system temporary directory's `idds-hpo/`",
-        help="HPO: parent directory of the working directories of generator program runs.",
+if IDDS_SANDBOX_RUNTIME not in {"bubblewrap", "docker", "podman", "apptainer", "host"}:
+    raise ImproperlyConfigured(
+        f"IDDS_SANDBOX_RUNTIME={IDDS_SANDBOX_RUNTIME!r}: use bubblewrap, docker, podman, apptainer or host"
     )
-    or None
+IDDS_SANDBOX_BINARY = env_str(
+    "IDDS_SANDBOX_BINARY",
+    "",
+    help="Sandbox: the runtime's program, a name on PATH or a path (empty = bwrap, docker, podman or apptainer).",
+)
+IDDS_SANDBOX_IMAGE = env_str(
+    "IDDS_SANDBOX_IMAGE",
+    "python:3.11-slim",
+    help="Sandbox: image a container runtime runs programs in when the request names none (never pulled).",
+)
+IDDS_SANDBOX_ALLOW_HOST = env_bool(
+    "IDDS_SANDBOX_ALLOW_HOST",
+    False,
+    help="Sandbox: let staff-owned requests run user programs on the host (nobody else, ever).",
+)
+if IDDS_SANDBOX_RUNTIME == "host" and not IDDS_SANDBOX_ALLOW_HOST:
+    raise ImproperlyConfigured("IDDS_SANDBOX_RUNTIME=host needs IDDS_SANDBOX_ALLOW_HOST=true (staff only)")
+IDDS_SANDBOX_WORK_DIR = env_str(
+    "IDDS_SANDBOX_WORK_DIR",
+    str(VAR_DIR / "sandbox"),
+    doc_default="`var/sandbox` under `IDDS_VAR_DIR`",
+    help="Sandbox: parent of the fresh working directory each program run gets (removed afterwards).",
+)
+IDDS_SANDBOX_UPLOAD_DIR = env_str(
+    "IDDS_SANDBOX_UPLOAD_DIR",
+    str(VAR_DIR / "uploads"),
+    doc_default="`var/uploads` under `IDDS_VAR_DIR`",
+    help="Sandbox: where uploaded sandbox tarballs live; a request may name no other host path.",
+)
+IDDS_SANDBOX_READ_ONLY_PATHS = env_list(
+    "IDDS_SANDBOX_READ_ONLY_PATHS",
+    [],
+    help="Sandbox: host directories programs may read besides /usr and the Python prefix (e.g. a venv).",
+)
+IDDS_SANDBOX_UID_BASE = env_int(
+    "IDDS_SANDBOX_UID_BASE",
+    200_000,
+    minimum=1000,
+    help="Sandbox: bubblewrap runs started by root each get a fresh uid from here (keeps their process counts apart).",
+)
+IDDS_SANDBOX_CPU_SECONDS = env_int(
+    "IDDS_SANDBOX_CPU_SECONDS", 600, minimum=1, help="Sandbox: CPU seconds a program may use (a ceiling)."
+)
+IDDS_SANDBOX_MEMORY_MB = env_int(
+    "IDDS_SANDBOX_MEMORY_MB", 4096, minimum=64, help="Sandbox: address space a program may use, in MB (a ceiling)."
+)
+IDDS_SANDBOX_PROCESSES = env_int(
+    "IDDS_SANDBOX_PROCESSES", 64, minimum=4, help="Sandbox: processes a program may run at once (a ceiling)."
+)
+IDDS_SANDBOX_OUTPUT_MB = env_int(
+    "IDDS_SANDBOX_OUTPUT_MB", 64, minimum=1, help="Sandbox: largest file a program may write, stdout included, in MB."
+)
+IDDS_SANDBOX_WALL_SECONDS = env_int(
+    "IDDS_SANDBOX_WALL_SECONDS",
+    24 * 3600,
+    minimum=1,
+    help="Sandbox: wall-clock seconds before a program is killed with everything it started (a ceiling).",
 )
 HPO_NEVERGRAD_VENV = (
     env_str(

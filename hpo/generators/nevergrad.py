@@ -3,6 +3,9 @@
 Nevergrad and bayes-opt 3 cannot share one environment (STACK.md), so this generator runs
 ``hpo/runners/nevergrad_runner.py`` with the venv's interpreter (``hpo.nevergrad_env``, created on first use or by
 ``manage.py setup_nevergrad``) exactly like a user's program: %IN with the history, %OUT with the new points.
+It goes through the same sandbox module as users' programs (``requests_app.sandbox``): in bubblewrap with the
+venv bound read-only and the runner copied into the working directory, or, where bubblewrap is missing, on
+the host with the same clean environment and limits.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any, ClassVar
 
 from hpo.generators.base import History
 from hpo.generators.program import ProgramGenerator, ProgramSpec, run_program
-from hpo.nevergrad_env import default_venv_path, ensure_venv
+from hpo.nevergrad_env import default_venv_path, ensure_venv, venv_python
 from hpo.space import Point
 
 #: Outside hpo/generators: run as a script, its directory goes first on sys.path, where our ``nevergrad.py`` and
@@ -33,7 +36,6 @@ class NevergradGenerator(ProgramGenerator):
         "timeout": 300.0,
         "memory_mb": 4096,
         "venv": None,
-        "work_root": None,
     }
 
     def __init__(self, space, *, seed: int = 0, options=None) -> None:
@@ -42,13 +44,17 @@ class NevergradGenerator(ProgramGenerator):
         self._venv = Path(self.options["venv"]) if self.options["venv"] else default_venv_path()
 
     def _spec(self) -> ProgramSpec:
-        python = ensure_venv(self._venv)
+        ensure_venv(self._venv)
+        # Resolved: the sandbox binds the venv at its real path, where its interpreter must be named.
+        venv = self._venv.resolve()
         return ProgramSpec(
-            executable=str(python),
-            arguments=f"-I {RUNNER} %IN %OUT",
+            executable=str(venv_python(venv)),
+            arguments=f"-I {RUNNER.name} %IN %OUT",
             timeout=float(self.options["timeout"]),
             memory_mb=self.options["memory_mb"],
-            work_root=self.options["work_root"],
+            service=True,
+            read_only=(venv,),
+            files={RUNNER.name: RUNNER},
         )
 
     def generate(self, history: History, num_points: int, max_points: int) -> list[Point]:

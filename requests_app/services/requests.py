@@ -54,7 +54,8 @@ def request_create(
 ) -> Request:
     """Validate with the request's work type, store the request, and wake the clerk."""
     work_type = get_work_type(request_type)
-    fields = {"scope": scope, "name": name, "requester": requester, "workload_id": workload_id}
+    # The owner too: a work type that runs user programs decides with it where they may run (docs/sandbox.md).
+    fields = {"scope": scope, "name": name, "requester": requester, "workload_id": workload_id, "owner": owner}
     cleaned = work_type.validate(metadata=metadata, request_fields=fields)
     if workload_id is None and isinstance(cleaned.get("workload_id"), int):
         workload_id = cleaned["workload_id"]
