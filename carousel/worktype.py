@@ -25,6 +25,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
+from requests_app import handoffs
 from requests_app.errors import PermanentError
 from requests_app.models import Content, Processing, Request, Transform
 from requests_app.models.statuses import (
@@ -222,8 +223,6 @@ def _offer_room(transform: Transform, *, debounce: bool = False) -> None:
     most one immediate offer per WAKE_SECONDS and one trailing offer at the end of that window,
     which sees every landing in between; the watchdog is the safety net.
     """
-    from requests_app.tasks import process_request as process_request_task
-
     source = transform.transform_metadata.get("source", "")
     destination = transform.transform_metadata.get("destination", "")
     delay = 0.0
@@ -232,4 +231,4 @@ def _offer_room(transform: Transform, *, debounce: bool = False) -> None:
             return
         delay = WAKE_SECONDS
     for request_id in throttled_request_ids(source=source, destination=destination):
-        process_request_task.apply_async((request_id,), countdown=delay)
+        handoffs.request_retry_admission(request_id, countdown=delay)

@@ -25,9 +25,16 @@ from django.utils import timezone
 
 from hpo.models import Generation, PointLease
 from hpo.study import StudyConfig
+from requests_app import handoffs
 from requests_app.errors import ApplicationError, ConflictError, NotFoundError
 from requests_app.models import Collection, Content, Request, Transform
-from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, ContentStatus
+from requests_app.models.statuses import (
+    REQUEST_TERMINAL,
+    CollectionRelationType,
+    ContentStatus,
+    RequestStatus,
+    RequestType,
+)
 from requests_app.services.contents import contents_apply_updates
 from requests_app.services.transitions import bulk_transition
 from requests_app.worktypes.base import ContentUpdate
@@ -49,7 +56,7 @@ def study_for_request(request_id: int) -> Transform:
     """The HPO transform of a request, or NotFoundError."""
     transform = (
         Transform.objects.select_related("request")
-        .filter(request_id=request_id, transform_type=4)
+        .filter(request_id=request_id, transform_type=RequestType.HYPER_PARAMETER_OPT)
         .order_by("id")
         .first()
     )
@@ -68,12 +75,6 @@ def output_collection(transform: Transform) -> Collection:
 
 def _config(transform: Transform) -> StudyConfig:
     return StudyConfig.from_metadata(transform.request.request_metadata)
-
-
-def _enqueue_rollup(transform: Transform) -> None:
-    from requests_app.tasks import rollup_transform as rollup_transform_task
-
-    rollup_transform_task.delay_on_commit(transform.pk)
 
 
 def _apply(transform: Transform, collection: Collection, updates: list[ContentUpdate]) -> int:
@@ -231,7 +232,7 @@ def point_report(
         ],
     )
     PointLease.objects.filter(content=point).delete()
-    _enqueue_rollup(transform)
+    handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point, True
 
@@ -247,7 +248,7 @@ def point_fail(*, transform: Transform, name: str, worker: str, message: str = "
     if lease is not None and lease.worker != worker:
         raise ConflictError(f"point {name} is leased to {lease.worker}, not {worker}")
     _return_points(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
-    _enqueue_rollup(transform)
+    handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point
 
@@ -277,7 +278,7 @@ def point_invalidate(*, transform: Transform, name: str, reason: str = "") -> Co
         transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.DELETED, details=details)]
     )
     PointLease.objects.filter(content=point).delete()
-    _enqueue_rollup(transform)
+    handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point
 
@@ -324,7 +325,7 @@ def leases_expire(*, limit: int = 1000) -> int:
                 continue
             workers = Counter(p.hpo_lease.worker for p in points)
             _return_points(transform, points, reason=f"lease expired ({', '.join(sorted(workers))})")
-            _enqueue_rollup(transform)
+            handoffs.transform_changed(transform.pk)
             returned += len(points)
     return returned
 
@@ -339,22 +340,16 @@ def leases_release_ended() -> int:
 
 def studies_time_out() -> int:
     """Finish live studies that received no loss for ``study_timeout`` seconds (roll-up decides how)."""
-    from requests_app.models.statuses import RequestStatus
-
-    live = Transform.objects.filter(transform_type=4, status=RequestStatus.TRANSFORMING).select_related("request")
+    live = Transform.objects.filter(
+        transform_type=RequestType.HYPER_PARAMETER_OPT, status=RequestStatus.TRANSFORMING
+    ).select_related("request")
     enqueued = 0
     for transform in live:
         config = _config(transform)
         if study_idle_seconds(transform) >= config.study_timeout:
-            transaction.on_commit(lambda pk=transform.pk: _rollup_now(pk))
+            handoffs.transform_changed(transform.pk)
             enqueued += 1
     return enqueued
-
-
-def _rollup_now(transform_id: int) -> None:
-    from requests_app.tasks import rollup_transform as rollup_transform_task
-
-    rollup_transform_task.delay(transform_id)
 
 
 def study_idle_seconds(transform: Transform) -> float:
@@ -408,4 +403,13 @@ def study_summary(*, transform: Transform) -> dict[str, Any]:
         "points": sum(n for s, n in counts.items() if s != CS.DELETED),
         "max_points": _config(transform).max_points,
         "generations": generations,
+    }
+
+
+def studies_sweep() -> dict[str, int]:
+    """The periodic HPO safety net: expired leases, leases of ended studies, idle studies."""
+    return {
+        "leases_expired": leases_expire(),
+        "leases_released": leases_release_ended(),
+        "studies_timed_out": studies_time_out(),
     }

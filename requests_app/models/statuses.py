@@ -104,6 +104,8 @@ PS = ProcessingStatus
 PROCESSING_TERMINAL = frozenset(
     {PS.FINISHED, PS.FAILED, PS.LOST, PS.CANCEL, PS.FINISHED_ON_STEP, PS.FINISHED_ON_EXEC, PS.TIMEOUT, PS.FINISHED_TERM}
 )
+# The carrier submits these (Submitting: the submitter died mid-way and its claim expired).
+PROCESSING_SUBMITTABLE = frozenset({PS.NEW, PS.SUBMITTING})
 PROCESSING_POLLABLE = frozenset({PS.SUBMITTED, PS.RUNNING})
 _PS_END = {PS.FINISHED, PS.FAILED, PS.LOST, PS.CANCEL, PS.TIMEOUT, PS.FINISHED_TERM}
 PROCESSING_TRANSITIONS: dict[int, frozenset[int]] = {

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from hpo.models import PointLease
+from hpo.services import studies_sweep
 from requests_app.models import Content, Event, Message, Processing, Request
 from requests_app.models.statuses import ContentStatus, ProcessingStatus, RequestStatus
 from tests.conftest import wait_for
@@ -120,9 +121,7 @@ def test_abort_ends_the_study_and_releases_leases(celery_worker, api):
     # when
     assert api.post(f"/api/v1/requests/{request_id}/abort/").status_code == 200
     wait_for(lambda: Request.objects.get(pk=request_id).status == RequestStatus.CANCELLED, what="cancelled")
-    from hpo.tasks import sweep
-
-    sweep()
+    studies_sweep()
 
     # then
     heartbeat = api.post(
