@@ -38,13 +38,11 @@ from requests_app.models.statuses import (
     RequestType,
 )
 from requests_app.worktypes.base import (
-    CollectionSpec,
     ContentSpec,
     ContentUpdate,
     Decision,
     Plan,
     PollResult,
-    ProcessingSpec,
     SubmitResult,
     WorkType,
 )
@@ -108,25 +106,13 @@ class StageInWorkType(WorkType):
         source = main_source(files)
         summary = {"files": len(files), "bytes": sum(f.bytes for f in files), "source": source}
         contents = [ContentSpec(name=f.name, scope=f.scope, bytes=f.bytes, adler32=f.adler32) for f in files]
-        return Plan(
-            collections=[
-                CollectionSpec(
-                    relation=CollectionRelationType.INPUT,
-                    scope=scope,
-                    name=name,
-                    status=CollectionStatus.OPEN,
-                    metadata=summary,
-                ),
-                CollectionSpec(
-                    relation=CollectionRelationType.OUTPUT,
-                    scope=scope,
-                    name=name,
-                    status=CollectionStatus.OPEN,
-                    contents=contents,
-                    metadata={"destination": meta.get("dest_rse", "")},
-                ),
-            ],
-            processings=[ProcessingSpec()],
+        return Plan.input_output(
+            scope=scope,
+            name=name,
+            outputs=contents,
+            status=CollectionStatus.OPEN,
+            input_metadata=summary,
+            output_metadata={"destination": meta.get("dest_rse", "")},
             metadata={"source": source, "destination": meta.get("dest_rse", ""), "files": len(files)},
         )
 

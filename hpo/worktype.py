@@ -39,7 +39,6 @@ from requests_app.models.statuses import (
     RequestType,
 )
 from requests_app.worktypes.base import (
-    CollectionSpec,
     ContentSpec,
     Decision,
     Plan,
@@ -90,16 +89,11 @@ class HyperParameterOptWorkType(WorkType):
             )
             for i, (point, loss) in enumerate(config.initial_points)
         ]
-        return Plan(
-            collections=[
-                CollectionSpec(
-                    relation=CollectionRelationType.INPUT,
-                    scope=scope,
-                    name=name,
-                    coll_type=CollectionType.PSEUDO_DATASET,
-                ),
-                CollectionSpec(relation=CollectionRelationType.OUTPUT, scope=scope, name=name, contents=contents),
-            ],
+        return Plan.input_output(
+            scope=scope,
+            name=name,
+            outputs=contents,
+            input_type=CollectionType.PSEUDO_DATASET,
             processings=[ProcessingSpec(metadata={"generation": 1})],
         )
 

@@ -92,6 +92,45 @@ class Plan:
     # Merged into transform_metadata.
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def input_output(
+        cls,
+        *,
+        scope: str,
+        name: str,
+        outputs: list[ContentSpec],
+        input_type: int = CollectionType.DATASET,
+        status: int = CollectionStatus.NEW,
+        input_metadata: dict[str, Any] | None = None,
+        output_metadata: dict[str, Any] | None = None,
+        processings: list[ProcessingSpec] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Plan:
+        """The usual plan: an input collection ``scope:name`` and an output collection of the same name
+        holding ``outputs`` (staged files, HPO points), with the first processing(s)."""
+        return cls(
+            collections=[
+                CollectionSpec(
+                    relation=CollectionRelationType.INPUT,
+                    scope=scope,
+                    name=name,
+                    coll_type=input_type,
+                    status=status,
+                    metadata=input_metadata or {},
+                ),
+                CollectionSpec(
+                    relation=CollectionRelationType.OUTPUT,
+                    scope=scope,
+                    name=name,
+                    status=status,
+                    contents=outputs,
+                    metadata=output_metadata or {},
+                ),
+            ],
+            processings=processings if processings is not None else [ProcessingSpec()],
+            metadata=metadata or {},
+        )
+
 
 @dataclass
 class SubmitResult:
