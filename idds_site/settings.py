@@ -319,7 +319,6 @@ IDDS_MESSAGE_MAX_ATTEMPTS = env_int("IDDS_MESSAGE_MAX_ATTEMPTS", 10, minimum=1)
 # Work types by iDDS request_type value; add more with IDDS_EXTRA_WORK_TYPES=99=pkg.mod.Class.
 IDDS_WORK_TYPES = {
     "2": "carousel.worktype.StageInWorkType",
-    "3": "activelearning.worktype.ActiveLearningWorkType",
     "4": "hpo.worktype.HyperParameterOptWorkType",
 } | env_mapping("IDDS_EXTRA_WORK_TYPES")
 # Message sinks, several at once: db (record only), stomp, redis (Redis Streams).
