@@ -54,6 +54,8 @@ RS = RequestStatus
 REQUEST_TERMINAL = frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED, RS.CANCELLED, RS.EXPIRED})
 # Statuses in which agents keep working on the request.
 REQUEST_ACTIVE = frozenset({RS.NEW, RS.READY, RS.TRANSFORMING, RS.THROTTLING, RS.TO_RESUME, RS.RESUMING})
+# Statuses the watchdog looks after (an agent should be working on them): active, or stopping.
+REQUEST_WATCHED = REQUEST_ACTIVE | {RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH, RS.TO_FORCE_FINISH, RS.TERMINATING}
 _CONTROL = {RS.TO_CANCEL, RS.CANCELLED, RS.TO_SUSPEND, RS.SUSPENDED, RS.TO_FINISH, RS.FAILED, RS.TO_EXPIRE}
 REQUEST_TRANSITIONS: dict[int, frozenset[int]] = {
     RS.NEW: frozenset({RS.READY, RS.TRANSFORMING, RS.THROTTLING, *_CONTROL}),
@@ -207,6 +209,8 @@ class MessageStatus(models.IntegerChoices):
 
 
 MS = MessageStatus
+# The conductor's work: messages not yet confirmed by every sink.
+MESSAGE_UNDELIVERED = frozenset({MS.NEW, MS.FETCHED})
 MESSAGE_TRANSITIONS: dict[int, frozenset[int]] = {
     MS.NEW: frozenset({MS.FETCHED, MS.DELIVERED, MS.FAILED}),
     MS.FETCHED: frozenset({MS.NEW, MS.DELIVERED, MS.FAILED}),
