@@ -119,27 +119,27 @@ def measure_floor(datasets: int) -> float:
     from django.db import connection, transaction
 
     from requests_app.models import Collection, Content, Message
-    from requests_app.models.statuses import CollectionRelationType
+    from requests_app.models.statuses import CollectionRelationType, ContentStatus, MessageStatus
 
     outputs = list(Collection.objects.filter(relation_type=CollectionRelationType.OUTPUT).values_list("pk", flat=True))
-    Content.objects.filter(collection_id__in=outputs).update(status=0)
+    Content.objects.filter(collection_id__in=outputs).update(status=ContentStatus.NEW)
     messages = Message.objects.count()
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         for collection_id in outputs:
             cursor.execute(
-                f"UPDATE {Content._meta.db_table} SET status = 2, status_changed_at = now(), updated_at = now() "
-                "WHERE collection_id = %s AND status = 0",
-                [collection_id],
+                f"UPDATE {Content._meta.db_table} SET status = %s, status_changed_at = now(), updated_at = now() "
+                "WHERE collection_id = %s AND status = %s",
+                [ContentStatus.AVAILABLE, collection_id, ContentStatus.NEW],
             )
         cursor.execute(
             f"INSERT INTO {Message._meta.db_table} (msg_id, msg_type, status, request_id, transform_id, "
             "processing_id, collection_id, workload_id, num_contents, body, attempts, last_error, delivered_to, "
             "created_at, updated_at) "
-            "SELECT md5(random()::text || id::text), msg_type, 0, request_id, transform_id, processing_id, "
+            "SELECT md5(random()::text || id::text), msg_type, %s, request_id, transform_id, processing_id, "
             "collection_id, workload_id, num_contents, body, 0, '', '[]'::jsonb, now(), now() "
             f"FROM {Message._meta.db_table} ORDER BY id LIMIT %s",
-            [messages],
+            [MessageStatus.NEW, messages],
         )
     return time.perf_counter() - started
 

@@ -169,7 +169,7 @@ def wait_delivered(ids: list[int], timeout: float) -> None:
         if Message.objects.filter(pk__in=ids, status=MessageStatus.FAILED).exists():
             raise RuntimeError("a benchmark message ended Failed: " + pending.first().last_error)
         if time.monotonic() - last_nudge > 2.0:  # the beat schedule's conductor tick
-            celery_app.send_task("idds.conductor.deliver", queue="conductor")
+            celery_app.send_task("idds.conductor.messages_deliver", queue="conductor")
             last_nudge = time.monotonic()
         time.sleep(0.05)
     raise RuntimeError(f"messages not delivered within {timeout:.0f} s")
@@ -183,7 +183,7 @@ def throughput_phase(targets, count: int, max_files: int, rng: random.Random) ->
             ids += [m.pk for m in Message.objects.bulk_create(messages[start : start + INSERT_BATCH])]
     files = sum(m.num_contents for m in messages)
     started = time.time()
-    celery_app.send_task("idds.conductor.deliver", queue="conductor")
+    celery_app.send_task("idds.conductor.messages_deliver", queue="conductor")
     wait_delivered(ids, timeout=600)
     last = Message.objects.filter(pk__in=ids).aggregate(last=Max("delivered_at"))["last"].timestamp()
     elapsed = last - started

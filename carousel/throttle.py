@@ -20,6 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from carousel.models import ThrottleBucket, ThrottleReservation
+from requests_app.models import Collection, Processing, Request
+from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,6 @@ def inflight(*, source: str | None = None, destination: str | None = None) -> in
     A few queries whatever the number of files: the output collections' counters and the stuck
     count the work type keeps on each processing.
     """
-    from requests_app.models import Collection, Processing, Request
-    from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType
-
     reservations = ThrottleReservation.objects.filter(admitted=True)
     reservations = (
         reservations.filter(source=source) if source is not None else reservations.filter(destination=destination)
@@ -89,9 +88,6 @@ def inflight(*, source: str | None = None, destination: str | None = None) -> in
 
 def _ended_requests():
     """Ids of requests that ended, as a subquery (one statement with whatever uses it)."""
-    from requests_app.models import Request
-    from requests_app.models.statuses import REQUEST_TERMINAL
-
     return Request.objects.filter(status__in=REQUEST_TERMINAL).values("pk")
 
 

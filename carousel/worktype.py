@@ -25,6 +25,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
+from requests_app import handoffs
 from requests_app.errors import PermanentError
 from requests_app.models import Content, Processing, Request, Transform
 from requests_app.models.statuses import (
@@ -37,13 +38,11 @@ from requests_app.models.statuses import (
     RequestType,
 )
 from requests_app.worktypes.base import (
-    CollectionSpec,
     ContentSpec,
     ContentUpdate,
     Decision,
     Plan,
     PollResult,
-    ProcessingSpec,
     SubmitResult,
     WorkType,
 )
@@ -107,25 +106,13 @@ class StageInWorkType(WorkType):
         source = main_source(files)
         summary = {"files": len(files), "bytes": sum(f.bytes for f in files), "source": source}
         contents = [ContentSpec(name=f.name, scope=f.scope, bytes=f.bytes, adler32=f.adler32) for f in files]
-        return Plan(
-            collections=[
-                CollectionSpec(
-                    relation=CollectionRelationType.INPUT,
-                    scope=scope,
-                    name=name,
-                    status=CollectionStatus.OPEN,
-                    metadata=summary,
-                ),
-                CollectionSpec(
-                    relation=CollectionRelationType.OUTPUT,
-                    scope=scope,
-                    name=name,
-                    status=CollectionStatus.OPEN,
-                    contents=contents,
-                    metadata={"destination": meta.get("dest_rse", "")},
-                ),
-            ],
-            processings=[ProcessingSpec()],
+        return Plan.input_output(
+            scope=scope,
+            name=name,
+            outputs=contents,
+            status=CollectionStatus.OPEN,
+            input_metadata=summary,
+            output_metadata={"destination": meta.get("dest_rse", "")},
             metadata={"source": source, "destination": meta.get("dest_rse", ""), "files": len(files)},
         )
 
@@ -222,8 +209,6 @@ def _offer_room(transform: Transform, *, debounce: bool = False) -> None:
     most one immediate offer per WAKE_SECONDS and one trailing offer at the end of that window,
     which sees every landing in between; the watchdog is the safety net.
     """
-    from requests_app.tasks import process_request as process_request_task
-
     source = transform.transform_metadata.get("source", "")
     destination = transform.transform_metadata.get("destination", "")
     delay = 0.0
@@ -232,4 +217,4 @@ def _offer_room(transform: Transform, *, debounce: bool = False) -> None:
             return
         delay = WAKE_SECONDS
     for request_id in throttled_request_ids(source=source, destination=destination):
-        process_request_task.apply_async((request_id,), countdown=delay)
+        handoffs.request_retry_admission(request_id, countdown=delay)

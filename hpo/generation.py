@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hpo.generators.base import GeneratorError
+from hpo.handoffs import generation_finished
 from hpo.models import Generation
 from hpo.study import StudyConfig
 from requests_app.models import Content, Processing
@@ -73,8 +74,5 @@ def generation_run(*, processing_id: int) -> str:
             finished_at=timezone.now(),
         )
         if changed:
-            from requests_app.tasks import poll_processing as poll_processing_task
-
-            # Apply at once instead of waiting for the carrier's next scheduled poll.
-            poll_processing_task.delay_on_commit(processing_id)
+            generation_finished(processing_id)
     return f"{status}: {len(points)} point(s)"

@@ -29,10 +29,17 @@ from django.utils import timezone
 
 from hpo.models import PointLease
 from hpo.study import StudyConfig
+from requests_app import handoffs
 from requests_app.auth.principals import Principal
 from requests_app.errors import ApplicationError, ConflictError, NotFoundError
 from requests_app.models import Collection, Content, Transform
-from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, ContentStatus
+from requests_app.models.statuses import (
+    REQUEST_TERMINAL,
+    CollectionRelationType,
+    ContentStatus,
+    RequestStatus,
+    RequestType,
+)
 from requests_app.services.contents import contents_apply_updates
 from requests_app.services.transitions import bulk_transition
 from requests_app.worktypes.base import ContentUpdate
@@ -60,12 +67,6 @@ def output_collection(transform: Transform) -> Collection:
 
 def _config(transform: Transform) -> StudyConfig:
     return StudyConfig.from_metadata(transform.request.request_metadata)
-
-
-def _enqueue_rollup(transform: Transform) -> None:
-    from requests_app.tasks import rollup_transform as rollup_transform_task
-
-    rollup_transform_task.delay_on_commit(transform.pk)
 
 
 def _apply(transform: Transform, collection: Collection, updates: list[ContentUpdate]) -> int:
@@ -260,7 +261,7 @@ def point_report(
         ],
     )
     PointLease.objects.filter(content=point).delete()
-    _enqueue_rollup(transform)
+    handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point, True
 
@@ -276,7 +277,7 @@ def point_fail(*, transform: Transform, principal: Principal, name: str, worker:
     if not _is_own_lease(_lease_of(point), principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may fail it")
     _return_points(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
-    _enqueue_rollup(transform)
+    handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point
 
@@ -307,7 +308,7 @@ def point_invalidate(*, transform: Transform, name: str, reason: str = "") -> Co
         transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.DELETED, details=details)]
     )
     PointLease.objects.filter(content=point).delete()
-    _enqueue_rollup(transform)
+    handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point
 
@@ -354,7 +355,7 @@ def leases_expire(*, limit: int = 1000) -> int:
                 continue
             workers = Counter(p.hpo_lease.worker for p in points)
             _return_points(transform, points, reason=f"lease expired ({', '.join(sorted(workers))})")
-            _enqueue_rollup(transform)
+            handoffs.transform_changed(transform.pk)
             returned += len(points)
     return returned
 
@@ -369,22 +370,16 @@ def leases_release_ended() -> int:
 
 def studies_time_out() -> int:
     """Finish live studies that received no loss for ``study_timeout`` seconds (roll-up decides how)."""
-    from requests_app.models.statuses import RequestStatus
-
-    live = Transform.objects.filter(transform_type=4, status=RequestStatus.TRANSFORMING).select_related("request")
+    live = Transform.objects.filter(
+        transform_type=RequestType.HYPER_PARAMETER_OPT, status=RequestStatus.TRANSFORMING
+    ).select_related("request")
     enqueued = 0
     for transform in live:
         config = _config(transform)
         if study_idle_seconds(transform) >= config.study_timeout:
-            transaction.on_commit(lambda pk=transform.pk: _rollup_now(pk))
+            handoffs.transform_changed(transform.pk)
             enqueued += 1
     return enqueued
-
-
-def _rollup_now(transform_id: int) -> None:
-    from requests_app.tasks import rollup_transform as rollup_transform_task
-
-    rollup_transform_task.delay(transform_id)
 
 
 def study_idle_seconds(transform: Transform) -> float:
@@ -406,3 +401,12 @@ def leases_release(*, transform: Transform) -> int:
         if points:
             _apply(transform, output_collection(transform), [ContentUpdate(name=p.name, status=CS.NEW) for p in points])
         return PointLease.objects.filter(transform=transform).delete()[0]
+
+
+def studies_sweep() -> dict[str, int]:
+    """The periodic HPO safety net: expired leases, leases of ended studies, idle studies."""
+    return {
+        "leases_expired": leases_expire(),
+        "leases_released": leases_release_ended(),
+        "studies_timed_out": studies_time_out(),
+    }

@@ -5,7 +5,7 @@ Life of a study, and which piece does what:
 * ``validate`` cleans the metadata into a ``StudyConfig`` (hpo/study.py); bad spaces are 400s naming the field.
 * ``plan`` creates the output collection with the initial points as contents "0", "1", ... and the first
   generation (a processing).
-* ``submit`` enqueues the generator as the Celery task ``hpo.generate.run`` on queue ``hpo_generate`` (its own
+* ``submit`` enqueues the generator (``hpo.handoffs.generation_requested``) on queue ``hpo_generate`` (its own
   time limit); the task stores its outcome in a ``Generation`` row and asks the carrier to poll at once.
 * ``poll`` turns a finished generation into new contents (announced New) or a failed processing.
 * ``decide`` (the roll-up, after every generation, report, failure, invalidation or expired lease) starts the
@@ -21,7 +21,9 @@ from collections import Counter
 from typing import Any, ClassVar
 
 from django.db.models import Count
+from django.utils import timezone
 
+from hpo.handoffs import HPO_QUEUE, generation_requested
 from hpo.models import Generation
 from hpo.services import leases_release, point_path, study_idle_seconds
 from hpo.study import StudyConfig, study_validate
@@ -37,7 +39,6 @@ from requests_app.models.statuses import (
     RequestType,
 )
 from requests_app.worktypes.base import (
-    CollectionSpec,
     ContentSpec,
     Decision,
     Plan,
@@ -62,7 +63,7 @@ class HyperParameterOptWorkType(WorkType):
 
     request_type: ClassVar[int] = RequestType.HYPER_PARAMETER_OPT
     name: ClassVar[str] = "hyperparameteropt"
-    queue: ClassVar[str] = "hpo"
+    queue: ClassVar[str] = HPO_QUEUE
     announce_new_contents: ClassVar[bool] = True
     announced_statuses: ClassVar[frozenset[int]] = frozenset({CS.AVAILABLE})
 
@@ -88,34 +89,23 @@ class HyperParameterOptWorkType(WorkType):
             )
             for i, (point, loss) in enumerate(config.initial_points)
         ]
-        return Plan(
-            collections=[
-                CollectionSpec(
-                    relation=CollectionRelationType.INPUT,
-                    scope=scope,
-                    name=name,
-                    coll_type=CollectionType.PSEUDO_DATASET,
-                ),
-                CollectionSpec(relation=CollectionRelationType.OUTPUT, scope=scope, name=name, contents=contents),
-            ],
+        return Plan.input_output(
+            scope=scope,
+            name=name,
+            outputs=contents,
+            input_type=CollectionType.PSEUDO_DATASET,
             processings=[ProcessingSpec(metadata={"generation": 1})],
         )
 
     def submit(self, processing: Processing) -> SubmitResult:
         """Enqueue the generator run (idempotent: a second submit finds the Generation row and adds nothing)."""
-        from hpo.tasks import run_generation as run_generation_task
-
         number = int(processing.processing_metadata.get("generation", 1))
         _, created = Generation.objects.get_or_create(
             processing=processing, defaults={"transform_id": processing.transform_id, "number": number}
         )
         if created:
             config = StudyConfig.from_metadata(processing.transform.request.request_metadata)
-            run_generation_task.apply_async(
-                (processing.pk,),
-                time_limit=config.generator_timeout + 60,
-                soft_time_limit=config.generator_timeout + 30,
-            )
+            generation_requested(processing.pk, timeout=config.generator_timeout)
         return SubmitResult(external_id=f"generation-{number}", first_poll_in=5.0, status=PS.RUNNING)
 
     def poll(self, processing: Processing) -> PollResult:
@@ -124,8 +114,6 @@ class HyperParameterOptWorkType(WorkType):
         if generation is None or generation.status == Generation.Status.RUNNING:
             config = StudyConfig.from_metadata(processing.transform.request.request_metadata)
             started = processing.submitted_at or processing.created_at
-            from django.utils import timezone
-
             if (timezone.now() - started).total_seconds() > config.generator_timeout + LOST_GENERATION_MARGIN:
                 return PollResult(
                     status=PS.FAILED, error="the generator run was lost (no result within its time limit)"

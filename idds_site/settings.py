@@ -267,8 +267,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # connections left broken by an error), before each task: see idds_site/celery.py.
 CELERY_DB_REUSE_MAX = 10_000
 
-# One queue per agent so each can be scaled on its own hosts; declared here so that a plain
-# `celery -A idds_site worker` consumes all of them and `-Q` picks a subset.
+# One queue per agent, and one per work type for its submit and poll steps (``WorkType.queue``,
+# see requests_app/handoffs.py), so each can be scaled on its own hosts; declared here so that a
+# plain `celery -A idds_site worker` consumes all of them and `-Q` picks a subset. ``carrier``
+# serves the due-poll rescue and work types that name no queue of their own.
 IDDS_QUEUES = [
     "clerk",
     "transformer",
@@ -279,13 +281,13 @@ IDDS_QUEUES = [
     "carousel",
     "hpo",
     "hpo_generate",
-    "activelearning",
 ]
 # Each queue has its own direct exchange and routing key: without them Celery binds every queue
 # to the default exchange with one key, and each task would be copied into every queue.
 CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in IDDS_QUEUES]
 CELERY_TASK_DEFAULT_QUEUE = "watchdog"
-# Tasks are named <area>.<agent>.<step>; the agent part picks the queue.
+# Tasks are named <area>.<agent>.<service>; the agent part picks the queue (submit and poll are
+# sent to their work type's queue explicitly).
 CELERY_TASK_ROUTES = {
     "idds.clerk.*": {"queue": "clerk"},
     "idds.transformer.*": {"queue": "transformer"},
@@ -293,10 +295,8 @@ CELERY_TASK_ROUTES = {
     "idds.conductor.*": {"queue": "conductor"},
     "idds.rollup.*": {"queue": "rollup"},
     "idds.watchdog.*": {"queue": "watchdog"},
-    "carousel.*": {"queue": "carousel"},
     "hpo.generate.*": {"queue": "hpo_generate"},
     "hpo.*": {"queue": "hpo"},
-    "activelearning.*": {"queue": "activelearning"},
 }
 
 # Beat: the safety net behind event hand-off, and the clock for due polls.
@@ -315,11 +315,11 @@ IDDS_LIFETIME_SWEEP_SECONDS = env_float(
     "(submission + the request's `lifetime` in days).",
 )
 CELERY_BEAT_SCHEDULE = {
-    "watchdog-sweep": {"task": "idds.watchdog.sweep", "schedule": timedelta(seconds=IDDS_SWEEP_SECONDS)},
-    "carrier-due-polls": {"task": "idds.carrier.enqueue_due_polls", "schedule": timedelta(seconds=1)},
-    "conductor-deliver": {"task": "idds.conductor.deliver", "schedule": timedelta(seconds=2)},
+    "watchdog-sweep": {"task": "idds.watchdog.watchdog_sweep", "schedule": timedelta(seconds=IDDS_SWEEP_SECONDS)},
+    "carrier-due-polls": {"task": "idds.carrier.polls_enqueue_due", "schedule": timedelta(seconds=1)},
+    "conductor-deliver": {"task": "idds.conductor.messages_deliver", "schedule": timedelta(seconds=2)},
     # Expired point leases back to the pool, study time-outs, leases of ended studies released.
-    "hpo-sweep": {"task": "hpo.sweep", "schedule": timedelta(seconds=10)},
+    "hpo-sweep": {"task": "hpo.studies_sweep", "schedule": timedelta(seconds=10)},
     # Requests past their lifetime are expired (requests_app/services/lifetime.py).
     "requests-expire-overdue": {
         "task": "idds.watchdog.requests_expire_overdue",
@@ -377,12 +377,10 @@ IDDS_MESSAGE_MAX_ATTEMPTS = env_int(
 # Work types by iDDS request_type value; add more with IDDS_EXTRA_WORK_TYPES=99=pkg.mod.Class.
 IDDS_WORK_TYPES = {
     "2": "carousel.worktype.StageInWorkType",
-    "3": "activelearning.worktype.ActiveLearningWorkType",
     "4": "hpo.worktype.HyperParameterOptWorkType",
 } | env_mapping(
     "IDDS_EXTRA_WORK_TYPES",
-    help="More work types as `request_type=dotted.path.Class`, besides the built-in 2 (stage-in), "
-    "3 (active learning) and 4 (HPO).",
+    help="More work types as `request_type=dotted.path.Class`, besides the built-in 2 (stage-in) and 4 (HPO).",
 )
 # Message sinks, several at once: db (record only), stomp, redis (Redis Streams).
 IDDS_MESSAGE_SINKS = env_list(

@@ -1,4 +1,8 @@
-"""Celery tasks: thin adapters from ids to services (STYLE T1), one queue per agent.
+"""Celery tasks of the core: thin adapters from ids to services (STYLE T1).
+
+Each task is registered under its ``handoffs.TaskName`` and named after the service it runs
+(``transform_plan`` runs ``transformer.transform_plan``). Nothing imports this module but Celery's
+autodiscovery: services start tasks through ``requests_app.handoffs``.
 
 Every task is idempotent (it re-checks state on entry) and acknowledged late, so a worker that
 dies mid-task leaves the message to be redelivered and run again safely. Database hiccups and
@@ -11,6 +15,7 @@ from celery import shared_task
 from django.db import IntegrityError, OperationalError
 
 from requests_app.errors import TransientError
+from requests_app.handoffs import TaskName
 
 from .services import carrier, clerk, conductor, lifetime, requests, rollup, transformer, watchdog
 
@@ -28,55 +33,52 @@ COMMON = {
 }
 
 
-@shared_task(name="idds.clerk.process_request", **COMMON)
-def process_request(request_id: int) -> list[int]:
+@shared_task(name=TaskName.REQUEST_PROCESS, **COMMON)
+def request_process(request_id: int) -> list[int]:
     return clerk.request_process(request_id=request_id)
 
 
-@shared_task(name="idds.transformer.plan_transform", **COMMON)
-def plan_transform(transform_id: int) -> list[int]:
+@shared_task(name=TaskName.TRANSFORM_PLAN, **COMMON)
+def transform_plan(transform_id: int) -> list[int]:
     return transformer.transform_plan(transform_id=transform_id)
 
 
-@shared_task(name="idds.carrier.submit_processing", **COMMON)
-def submit_processing(processing_id: int) -> str:
+@shared_task(name=TaskName.PROCESSING_SUBMIT, **COMMON)
+def processing_submit(processing_id: int) -> str:
     return carrier.processing_submit(processing_id=processing_id)
 
 
-@shared_task(name="idds.carrier.poll_processing", **COMMON)
-def poll_processing(processing_id: int) -> str:
+@shared_task(name=TaskName.PROCESSING_POLL, **COMMON)
+def processing_poll(processing_id: int) -> str:
     return carrier.processing_poll(processing_id=processing_id)
 
 
-@shared_task(name="idds.carrier.enqueue_due_polls", **COMMON)
-def enqueue_due_polls() -> int:
-    return carrier.enqueue_due_polls()
+@shared_task(name=TaskName.POLLS_ENQUEUE_DUE, **COMMON)
+def polls_enqueue_due() -> int:
+    return carrier.polls_enqueue_due()
 
 
-@shared_task(name="idds.rollup.rollup_transform", **COMMON)
-def rollup_transform(transform_id: int) -> str:
+@shared_task(name=TaskName.TRANSFORM_ROLLUP, **COMMON)
+def transform_rollup(transform_id: int) -> str:
     return rollup.transform_rollup(transform_id=transform_id)
 
 
-@shared_task(name="idds.rollup.control_request", **COMMON)
-def control_request(request_id: int) -> str:
+@shared_task(name=TaskName.REQUEST_CONTROL, **COMMON)
+def request_control(request_id: int) -> str:
     return requests.request_control(request_id=request_id)
 
 
-@shared_task(name="idds.conductor.deliver", **COMMON)
-def deliver_messages() -> int:
+@shared_task(name=TaskName.MESSAGES_DELIVER, **COMMON)
+def messages_deliver() -> int:
     return conductor.messages_deliver()
 
 
-@shared_task(name="idds.watchdog.sweep", **COMMON)
-def sweep() -> dict[str, int]:
+@shared_task(name=TaskName.WATCHDOG_SWEEP, **COMMON)
+def watchdog_sweep() -> dict[str, int]:
     return watchdog.watchdog_sweep()
 
 
-@shared_task(name="idds.watchdog.requests_expire_overdue", **COMMON)
+@shared_task(name=TaskName.REQUESTS_EXPIRE_OVERDUE, **COMMON)
 def requests_expire_overdue() -> int:
-    expired, more_due = lifetime.requests_expire_overdue()
-    # A full batch: take the next one now rather than at the next beat (STYLE T7).
-    if more_due:
-        requests_expire_overdue.delay()
+    expired, _more_due = lifetime.requests_expire_overdue()
     return expired

@@ -15,7 +15,6 @@ from requests_app.errors import PermanentError, TransientError, WorkTypeValidati
 from requests_app.models import Content, Processing, Transform
 from requests_app.models.statuses import CollectionRelationType, ContentStatus, ProcessingStatus, RequestType
 from requests_app.worktypes.base import (
-    CollectionSpec,
     ContentSpec,
     ContentUpdate,
     Plan,
@@ -72,12 +71,7 @@ class CountdownWorkType(WorkType):
             raise TransientError(f"simulated listing outage {transform.retries + 1}")
         scope, name = "test", f"countdown.{transform.request_id}"
         contents = [ContentSpec(name=f"file.{i:07d}", bytes=1000 + i) for i in range(meta["files"])]
-        return Plan(
-            collections=[
-                CollectionSpec(relation=CollectionRelationType.INPUT, scope=scope, name=name),
-                CollectionSpec(relation=CollectionRelationType.OUTPUT, scope=scope, name=name, contents=contents),
-            ]
-        )
+        return Plan.input_output(scope=scope, name=name, outputs=contents)
 
     def submit(self, processing: Processing) -> SubmitResult:
         if processing.transform.request.request_metadata.get("permanent_submit"):

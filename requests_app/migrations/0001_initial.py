@@ -4,6 +4,23 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from requests_app.models.statuses import (
+    MESSAGE_UNDELIVERED,
+    PROCESSING_POLLABLE,
+    PROCESSING_SUBMITTABLE,
+    REQUEST_TERMINAL,
+    REQUEST_WATCHED,
+    CollectionRelationType,
+    CollectionStatus,
+    CollectionType,
+    ContentStatus,
+    ContentType,
+    MessageStatus,
+    ProcessingStatus,
+    RequestStatus,
+    RequestType,
+)
+
 
 class Migration(migrations.Migration):
 
@@ -29,13 +46,13 @@ class Migration(migrations.Migration):
                 ('scope', models.CharField(blank=True, default='', max_length=255)),
                 ('name', models.CharField(blank=True, default='', max_length=255)),
                 ('requester', models.CharField(blank=True, default='', max_length=255)),
-                ('request_type', models.IntegerField(choices=[(0, 'Workflow'), (1, 'EventStreaming'), (2, 'StageIn'), (3, 'ActiveLearning'), (4, 'HyperParameterOpt'), (5, 'Derivation'), (99, 'Other')])),
+                ('request_type', models.IntegerField(choices=RequestType.choices)),
                 ('transform_tag', models.CharField(blank=True, default='', max_length=64)),
                 ('workload_id', models.BigIntegerField(blank=True, null=True)),
                 ('priority', models.IntegerField(default=0)),
                 ('lifetime', models.IntegerField(default=30, help_text='days')),
-                ('status', models.IntegerField(choices=[(0, 'New'), (1, 'Ready'), (2, 'Transforming'), (3, 'Finished'), (4, 'SubFinished'), (5, 'Failed'), (6, 'Extend'), (7, 'ToCancel'), (8, 'Cancelling'), (9, 'Cancelled'), (10, 'ToSuspend'), (11, 'Suspending'), (12, 'Suspended'), (13, 'ToResume'), (14, 'Resuming'), (15, 'ToExpire'), (16, 'Expiring'), (17, 'Expired'), (18, 'ToFinish'), (19, 'ToForceFinish'), (20, 'Terminating'), (21, 'Building'), (22, 'Built'), (23, 'Throttling'), (24, 'ToClose')], default=0)),
-                ('substatus', models.IntegerField(blank=True, choices=[(0, 'New'), (1, 'Ready'), (2, 'Transforming'), (3, 'Finished'), (4, 'SubFinished'), (5, 'Failed'), (6, 'Extend'), (7, 'ToCancel'), (8, 'Cancelling'), (9, 'Cancelled'), (10, 'ToSuspend'), (11, 'Suspending'), (12, 'Suspended'), (13, 'ToResume'), (14, 'Resuming'), (15, 'ToExpire'), (16, 'Expiring'), (17, 'Expired'), (18, 'ToFinish'), (19, 'ToForceFinish'), (20, 'Terminating'), (21, 'Building'), (22, 'Built'), (23, 'Throttling'), (24, 'ToClose')], null=True)),
+                ('status', models.IntegerField(choices=RequestStatus.choices, default=RequestStatus.NEW)),
+                ('substatus', models.IntegerField(blank=True, choices=RequestStatus.choices, null=True)),
                 ('request_metadata', models.JSONField(blank=True, default=dict)),
                 ('processing_metadata', models.JSONField(blank=True, default=dict)),
                 ('errors', models.JSONField(blank=True, null=True)),
@@ -69,11 +86,11 @@ class Migration(migrations.Migration):
             name='Collection',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('relation_type', models.IntegerField(choices=[(0, 'Input'), (1, 'Output'), (2, 'Log')])),
-                ('coll_type', models.IntegerField(choices=[(0, 'Container'), (1, 'Dataset'), (2, 'File'), (3, 'PseudoDataset')], default=1)),
+                ('relation_type', models.IntegerField(choices=CollectionRelationType.choices)),
+                ('coll_type', models.IntegerField(choices=CollectionType.choices, default=CollectionType.DATASET)),
                 ('scope', models.CharField(max_length=255)),
                 ('name', models.CharField(max_length=255)),
-                ('status', models.IntegerField(choices=[(0, 'New'), (1, 'Updated'), (2, 'Processing'), (3, 'Open'), (4, 'Closed'), (5, 'SubClosed'), (6, 'Failed'), (7, 'Deleted'), (8, 'Cancelled'), (9, 'Suspended')], default=0)),
+                ('status', models.IntegerField(choices=CollectionStatus.choices, default=CollectionStatus.NEW)),
                 ('total_files', models.IntegerField(default=0)),
                 ('processed_files', models.IntegerField(default=0)),
                 ('failed_files', models.IntegerField(default=0)),
@@ -92,11 +109,11 @@ class Migration(migrations.Migration):
             name='Transform',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('transform_type', models.IntegerField(choices=[(0, 'Workflow'), (1, 'EventStreaming'), (2, 'StageIn'), (3, 'ActiveLearning'), (4, 'HyperParameterOpt'), (5, 'Derivation'), (99, 'Other')])),
+                ('transform_type', models.IntegerField(choices=RequestType.choices)),
                 ('transform_tag', models.CharField(blank=True, default='', max_length=64)),
                 ('workload_id', models.BigIntegerField(blank=True, null=True)),
                 ('priority', models.IntegerField(default=0)),
-                ('status', models.IntegerField(choices=[(0, 'New'), (1, 'Ready'), (2, 'Transforming'), (3, 'Finished'), (4, 'SubFinished'), (5, 'Failed'), (6, 'Extend'), (7, 'ToCancel'), (8, 'Cancelling'), (9, 'Cancelled'), (10, 'ToSuspend'), (11, 'Suspending'), (12, 'Suspended'), (13, 'ToResume'), (14, 'Resuming'), (15, 'ToExpire'), (16, 'Expiring'), (17, 'Expired'), (18, 'ToFinish'), (19, 'ToForceFinish'), (20, 'Terminating'), (21, 'Building'), (22, 'Built'), (23, 'Throttling'), (24, 'ToClose')], default=0)),
+                ('status', models.IntegerField(choices=RequestStatus.choices, default=RequestStatus.NEW)),
                 ('transform_metadata', models.JSONField(blank=True, default=dict)),
                 ('dedup_key', models.CharField(blank=True, max_length=512, null=True)),
                 ('retries', models.IntegerField(default=0)),
@@ -115,7 +132,7 @@ class Migration(migrations.Migration):
             name='Processing',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.IntegerField(choices=[(0, 'New'), (1, 'Submitting'), (2, 'Submitted'), (3, 'Running'), (4, 'Finished'), (5, 'Failed'), (6, 'Lost'), (7, 'Cancel'), (8, 'FinishedOnStep'), (9, 'FinishedOnExec'), (10, 'TimeOut'), (11, 'FinishedTerm')], default=0)),
+                ('status', models.IntegerField(choices=ProcessingStatus.choices, default=ProcessingStatus.NEW)),
                 ('external_id', models.CharField(blank=True, default='', max_length=255)),
                 ('processing_metadata', models.JSONField(blank=True, default=dict)),
                 ('claimed_by', models.CharField(blank=True, default='', max_length=255)),
@@ -142,7 +159,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('msg_id', models.CharField(max_length=64, unique=True)),
                 ('msg_type', models.CharField(max_length=64)),
-                ('status', models.IntegerField(choices=[(0, 'New'), (1, 'Fetched'), (2, 'Delivered'), (3, 'Failed')], default=0)),
+                ('status', models.IntegerField(choices=MessageStatus.choices, default=MessageStatus.NEW)),
                 ('workload_id', models.BigIntegerField(blank=True, null=True)),
                 ('num_contents', models.IntegerField(default=0)),
                 ('body', models.JSONField()),
@@ -174,8 +191,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('scope', models.CharField(max_length=255)),
                 ('name', models.CharField(max_length=255)),
-                ('content_type', models.IntegerField(choices=[(0, 'File'), (1, 'Event'), (2, 'PseudoContent')], default=0)),
-                ('status', models.IntegerField(choices=[(0, 'New'), (1, 'Processing'), (2, 'Available'), (3, 'Failed'), (4, 'FinalFailed'), (5, 'Lost'), (6, 'Deleted'), (7, 'Mapped')], default=0)),
+                ('content_type', models.IntegerField(choices=ContentType.choices, default=ContentType.FILE)),
+                ('status', models.IntegerField(choices=ContentStatus.choices, default=ContentStatus.NEW)),
                 ('bytes', models.BigIntegerField(default=0)),
                 ('adler32', models.CharField(blank=True, default='', max_length=16)),
                 ('path', models.TextField(blank=True, null=True)),
@@ -222,7 +239,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='request',
-            index=models.Index(condition=models.Q(('status__in', [0, 1, 2, 7, 8, 13, 14, 18, 19, 20, 23])), fields=['updated_at'], name='request_active_updated'),
+            index=models.Index(condition=models.Q(('status__in', sorted(REQUEST_WATCHED))), fields=['updated_at'], name='request_active_updated'),
         ),
         migrations.AddIndex(
             model_name='event',
@@ -246,7 +263,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='transform',
-            constraint=models.UniqueConstraint(condition=models.Q(('dedup_key__isnull', False), models.Q(('status__in', [3, 4, 5, 9, 17]), _negated=True)), fields=('dedup_key',), name='transform_live_dedup_key'),
+            constraint=models.UniqueConstraint(condition=models.Q(('dedup_key__isnull', False), models.Q(('status__in', sorted(REQUEST_TERMINAL)), _negated=True)), fields=('dedup_key',), name='transform_live_dedup_key'),
         ),
         migrations.AddIndex(
             model_name='processing',
@@ -254,15 +271,15 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='processing',
-            index=models.Index(condition=models.Q(('status__in', [2, 3])), fields=['next_poll_at'], name='processing_due'),
+            index=models.Index(condition=models.Q(('status__in', sorted(PROCESSING_POLLABLE))), fields=['next_poll_at'], name='processing_due'),
         ),
         migrations.AddIndex(
             model_name='processing',
-            index=models.Index(condition=models.Q(('status__in', [0, 1])), fields=['updated_at'], name='processing_pending'),
+            index=models.Index(condition=models.Q(('status__in', sorted(PROCESSING_SUBMITTABLE))), fields=['updated_at'], name='processing_pending'),
         ),
         migrations.AddIndex(
             model_name='message',
-            index=models.Index(condition=models.Q(('status__in', [0, 1])), fields=['id'], name='message_outbox'),
+            index=models.Index(condition=models.Q(('status__in', sorted(MESSAGE_UNDELIVERED))), fields=['id'], name='message_outbox'),
         ),
         migrations.AddIndex(
             model_name='message',

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.db.backends.postgresql.psycopg_any import Jsonb
 
 from requests_app.sinks.encoding import json_bytes
 
@@ -24,8 +25,6 @@ class FastJSONField(models.JSONField):
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
         if connection.vendor != "postgresql" or self.encoder is not None:
             return super().get_db_prep_value(value, connection, prepared)
-        from django.db.backends.postgresql.psycopg_any import Jsonb
-
         if not prepared:
             value = self.get_prep_value(value)
         return Jsonb(value, dumps=json_text)

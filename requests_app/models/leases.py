@@ -8,6 +8,9 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+#: The lease of the one conductor that delivers the outbox at a time.
+CONDUCTOR_LEASE = "conductor"
+
 
 class AgentLease(models.Model):
     """A lease on a named job (e.g. ``conductor``). It expires by itself, so a worker that died

@@ -8,7 +8,7 @@ from django.db.models import Q
 from .collections import Collection
 from .fields import FastJSONField
 from .requests import Request
-from .statuses import MessageStatus
+from .statuses import MESSAGE_UNDELIVERED, MessageStatus
 from .transforms import Processing, Transform
 
 
@@ -46,7 +46,7 @@ class Message(models.Model):
         ordering = ["id"]
         indexes = [
             # conductor.deliver: the undelivered rows in id order (partial, stays small).
-            models.Index(fields=["id"], name="message_outbox", condition=Q(status__in=[0, 1])),
+            models.Index(fields=["id"], name="message_outbox", condition=Q(status__in=sorted(MESSAGE_UNDELIVERED))),
             models.Index(fields=["transform", "status", "id"], name="message_transform_status"),
             models.Index(fields=["request", "id"], name="message_request"),
             models.Index(fields=["workload_id", "id"], name="message_workload"),

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .statuses import REQUEST_TERMINAL, RequestStatus, RequestType
+from .statuses import REQUEST_TERMINAL, REQUEST_WATCHED, RequestStatus, RequestType
 
 # Sorted, so the index condition (and its migration) is the same on every run.
 _TERMINAL_SORTED = sorted(REQUEST_TERMINAL)
@@ -69,7 +69,7 @@ class Request(models.Model):
             models.Index(
                 fields=["updated_at"],
                 name="request_active_updated",
-                condition=Q(status__in=[0, 1, 2, 7, 8, 13, 14, 18, 19, 20, 23]),
+                condition=Q(status__in=sorted(REQUEST_WATCHED)),
             ),
             # Lifetime sweep (services/lifetime.py): overdue live requests; ended ones drop out.
             models.Index(

@@ -54,6 +54,8 @@ RS = RequestStatus
 REQUEST_TERMINAL = frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED, RS.CANCELLED, RS.EXPIRED})
 # Statuses in which agents keep working on the request.
 REQUEST_ACTIVE = frozenset({RS.NEW, RS.READY, RS.TRANSFORMING, RS.THROTTLING, RS.TO_RESUME, RS.RESUMING})
+# Statuses the watchdog looks after (an agent should be working on them): active, or stopping.
+REQUEST_WATCHED = REQUEST_ACTIVE | {RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH, RS.TO_FORCE_FINISH, RS.TERMINATING}
 # Expired is there for transforms: an expiring request ends its transforms as Expired directly.
 _CONTROL = {RS.TO_CANCEL, RS.CANCELLED, RS.TO_SUSPEND, RS.SUSPENDED, RS.TO_FINISH, RS.FAILED, RS.TO_EXPIRE, RS.EXPIRED}
 REQUEST_TRANSITIONS: dict[int, frozenset[int]] = {
@@ -119,6 +121,8 @@ PS = ProcessingStatus
 PROCESSING_TERMINAL = frozenset(
     {PS.FINISHED, PS.FAILED, PS.LOST, PS.CANCEL, PS.FINISHED_ON_STEP, PS.FINISHED_ON_EXEC, PS.TIMEOUT, PS.FINISHED_TERM}
 )
+# The carrier submits these (Submitting: the submitter died mid-way and its claim expired).
+PROCESSING_SUBMITTABLE = frozenset({PS.NEW, PS.SUBMITTING})
 PROCESSING_POLLABLE = frozenset({PS.SUBMITTED, PS.RUNNING})
 _PS_END = {PS.FINISHED, PS.FAILED, PS.LOST, PS.CANCEL, PS.TIMEOUT, PS.FINISHED_TERM}
 PROCESSING_TRANSITIONS: dict[int, frozenset[int]] = {
@@ -220,6 +224,8 @@ class MessageStatus(models.IntegerChoices):
 
 
 MS = MessageStatus
+# The conductor's work: messages not yet confirmed by every sink.
+MESSAGE_UNDELIVERED = frozenset({MS.NEW, MS.FETCHED})
 MESSAGE_TRANSITIONS: dict[int, frozenset[int]] = {
     MS.NEW: frozenset({MS.FETCHED, MS.DELIVERED, MS.FAILED}),
     MS.FETCHED: frozenset({MS.NEW, MS.DELIVERED, MS.FAILED}),

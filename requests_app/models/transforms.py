@@ -6,7 +6,15 @@ from django.db import models
 from django.db.models import Q
 
 from .requests import Request
-from .statuses import PROCESSING_TERMINAL, REQUEST_TERMINAL, ProcessingStatus, RequestStatus, RequestType
+from .statuses import (
+    PROCESSING_POLLABLE,
+    PROCESSING_SUBMITTABLE,
+    PROCESSING_TERMINAL,
+    REQUEST_TERMINAL,
+    ProcessingStatus,
+    RequestStatus,
+    RequestType,
+)
 
 
 class Transform(models.Model):
@@ -44,7 +52,7 @@ class Transform(models.Model):
             models.UniqueConstraint(
                 fields=["dedup_key"],
                 name="transform_live_dedup_key",
-                condition=Q(dedup_key__isnull=False) & ~Q(status__in=[3, 4, 5, 9, 17]),
+                condition=Q(dedup_key__isnull=False) & ~Q(status__in=sorted(REQUEST_TERMINAL)),
             ),
         ]
 
@@ -86,10 +94,14 @@ class Processing(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["transform", "id"], name="processing_transform"),
-            # carrier.enqueue_due_polls: pollable rows by due time (partial: terminal rows drop out).
-            models.Index(fields=["next_poll_at"], name="processing_due", condition=Q(status__in=[2, 3])),
+            # carrier.polls_enqueue_due: pollable rows by due time (partial: terminal rows drop out).
+            models.Index(
+                fields=["next_poll_at"], name="processing_due", condition=Q(status__in=sorted(PROCESSING_POLLABLE))
+            ),
             # watchdog: New/Submitting rows whose hand-off or claim was lost.
-            models.Index(fields=["updated_at"], name="processing_pending", condition=Q(status__in=[0, 1])),
+            models.Index(
+                fields=["updated_at"], name="processing_pending", condition=Q(status__in=sorted(PROCESSING_SUBMITTABLE))
+            ),
         ]
 
     def __str__(self) -> str:

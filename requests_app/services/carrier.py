@@ -1,33 +1,44 @@
 """Carrier: submit processings to the outside world and poll them.
 
-Both steps claim the processing by compare-and-swap with an expiry, call the work type outside
-any transaction (it may be slow I/O), then apply the result in one short transaction: content
-changes, new contents, their messages and the processing's status commit together or not at all.
+Both steps go the same way (``_claimed_step``): claim the processing by compare-and-swap with an
+expiry, call the work type outside any transaction (it may be slow I/O), and map its errors: a
+``TransientError`` backs off and retries, a ``PermanentError`` fails the processing with the
+reason. The result is then applied in one short transaction: content changes, new contents, their
+messages and the processing's status commit together or not at all, and the next step is handed
+off after commit (``requests_app.handoffs``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from requests_app import handoffs
 from requests_app.errors import PermanentError, TransientError
-from requests_app.models import Collection, Processing
-from requests_app.models.statuses import PROCESSING_POLLABLE, PROCESSING_TERMINAL, REQUEST_ACTIVE, ProcessingStatus
-from requests_app.worktypes.base import PollResult
+from requests_app.models import Collection, Processing, ProcessingStatus
+from requests_app.models.errorlog import errors_appended
+from requests_app.models.statuses import (
+    PROCESSING_POLLABLE,
+    PROCESSING_SUBMITTABLE,
+    PROCESSING_TERMINAL,
+    REQUEST_ACTIVE,
+)
+from requests_app.worktypes.base import PollResult, SubmitResult, WorkType
 from requests_app.worktypes.registry import get_work_type
 
-from .claims import processing_claim, processing_release, worker_name
+from .claims import claim_free, processing_claim, processing_release, worker_name
 from .contents import contents_apply_updates, contents_create
 from .transitions import transition
 
 logger = logging.getLogger(__name__)
-PS = ProcessingStatus
-# After a rescue by enqueue_due_polls, the same processing is not rescued again for this long.
+# After a rescue by polls_enqueue_due, the same processing is not rescued again for this long.
 RESCUE_SECONDS = 30.0
 
 
@@ -36,106 +47,87 @@ def backoff_seconds(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> f
     return min(cap, base * (2 ** max(0, attempt - 1)))
 
 
-def _error_entry(message: str) -> dict:
-    return {"at": timezone.now().isoformat(), "error": message[:2000]}
+@dataclass(frozen=True)
+class _Claimed:
+    """A processing this worker holds a claim on, with the work type that serves it."""
+
+    processing: Processing
+    holder: str
+    work_type: WorkType
 
 
-def _record_error(processing: Processing, message: str) -> list[dict]:
-    # The last ten errors are enough to diagnose; the count lives in ``retries``.
-    return ([*(processing.errors or []), _error_entry(message)])[-10:]
-
-
-def processing_submit(*, processing_id: int) -> str:
-    """Submit a New processing (or one whose submitter died mid-way). Returns what happened."""
+def _claimed_step(
+    processing_id: int, *, step: str, statuses, call: Callable[[_Claimed], Any]
+) -> tuple[_Claimed, Any] | str:
+    """Claim, call the work type, map its errors; the claim and result, or what happened instead."""
     holder = worker_name()
-    now = timezone.now()
-    # Submitting with an expired claim: the worker died between the outside call and the commit.
-    resumable = Q(status=PS.NEW) | Q(status=PS.SUBMITTING)
-    processing = processing_claim(processing_id, statuses=[PS.NEW, PS.SUBMITTING], holder=holder, extra=resumable)
+    processing = processing_claim(processing_id, statuses=statuses, holder=holder)
     if processing is None:
         return "not claimable"
     if processing.request.status not in REQUEST_ACTIVE:
+        # Suspended or being cancelled: resume and abort hand off what they need again.
         processing_release(processing, holder=holder)
         return "request not active"
-    if processing.status == PS.NEW:
-        transition(processing, PS.SUBMITTING, actor=holder)
-    work_type = get_work_type(processing.transform.transform_type)
+    claimed = _Claimed(processing, holder, get_work_type(processing.transform.transform_type))
     try:
-        result = work_type.submit(processing)
+        return claimed, call(claimed)
     except TransientError as exc:
-        return _submit_retry_later(processing, holder, str(exc))
+        return _retry_later(claimed, step=step, message=str(exc))
     except PermanentError as exc:
-        _processing_end(processing, PS.FAILED, holder=holder, reason=f"submit refused: {exc}")
+        _processing_end(claimed, ProcessingStatus.FAILED, reason=f"{step} refused: {exc}")
         return "failed"
-    first_poll = now + timedelta(seconds=result.first_poll_in)
+
+
+def _start_submit(claimed: _Claimed) -> SubmitResult:
+    if claimed.processing.status == ProcessingStatus.NEW:
+        transition(claimed.processing, ProcessingStatus.SUBMITTING, actor=claimed.holder)
+    return claimed.work_type.submit(claimed.processing)
+
+
+def processing_submit(*, processing_id: int) -> str:
+    """Submit a New processing (or one whose submitter died mid-way, still Submitting)."""
+    outcome = _claimed_step(processing_id, step="submit", statuses=PROCESSING_SUBMITTABLE, call=_start_submit)
+    if isinstance(outcome, str):
+        return outcome
+    claimed, result = outcome
+    processing = claimed.processing
     with transaction.atomic():
         transition(
             processing,
-            result.status if result.status is not None else PS.SUBMITTED,
-            actor=holder,
+            result.status if result.status is not None else ProcessingStatus.SUBMITTED,
+            actor=claimed.holder,
             reason=f"submitted {result.external_id}".strip(),
             fields={
                 "external_id": result.external_id or processing.external_id,
                 "processing_metadata": {**processing.processing_metadata, **result.metadata},
                 "submitted_at": timezone.now(),
-                "next_poll_at": first_poll,
+                "next_poll_at": timezone.now() + timedelta(seconds=result.first_poll_in),
                 "claimed_by": "",
                 "claimed_until": None,
             },
         )
-        from requests_app.tasks import poll_processing as poll_processing_task
-
+        for hand_off in result.after_commit:
+            transaction.on_commit(hand_off)
         if processing.status in PROCESSING_POLLABLE:
-            transaction.on_commit(
-                lambda: poll_processing_task.apply_async((processing.pk,), countdown=result.first_poll_in)
-            )
+            handoffs.poll_due(processing.pk, queue=claimed.work_type.queue, countdown=result.first_poll_in)
         elif processing.status in PROCESSING_TERMINAL:
-            _enqueue_rollup(processing.transform_id)
+            handoffs.transform_changed(processing.transform_id)
     return "submitted"
-
-
-def _submit_retry_later(processing: Processing, holder: str, message: str) -> str:
-    retries = processing.retries + 1
-    if retries > settings.IDDS_MAX_RETRIES:
-        _processing_end(processing, PS.FAILED, holder=holder, reason=f"submit failed {retries} times: {message}")
-        return "failed"
-    delay = backoff_seconds(retries)
-    logger.warning("submit of processing %s failed (%s); retry %s in %.0fs", processing.pk, message, retries, delay)
-    # Keep it Submitting and hold the claim for the back-off: the claim's expiry is the retry timer.
-    Processing.objects.filter(pk=processing.pk, claimed_by=holder).update(
-        retries=retries,
-        errors=_record_error(processing, message),
-        claimed_until=timezone.now() + timedelta(seconds=delay),
-        updated_at=timezone.now(),
-    )
-    from requests_app.tasks import submit_processing as submit_processing_task
-
-    submit_processing_task.apply_async((processing.pk,), countdown=delay + 0.1)
-    return "retry"
 
 
 def processing_poll(*, processing_id: int) -> str:
     """Poll a submitted processing once and apply what changed."""
-    holder = worker_name()
-    processing = processing_claim(processing_id, statuses=PROCESSING_POLLABLE, holder=holder)
-    if processing is None:
-        return "not claimable"
-    if processing.request.status not in REQUEST_ACTIVE:
-        # Suspended or being cancelled: resume and abort re-enqueue what they need.
-        processing_release(processing, holder=holder)
-        return "request not active"
-    work_type = get_work_type(processing.transform.transform_type)
-    try:
-        result = work_type.poll(processing)
-    except TransientError as exc:
-        return _poll_retry_later(processing, holder, str(exc))
-    except PermanentError as exc:
-        _processing_end(processing, PS.FAILED, holder=holder, reason=f"poll refused: {exc}")
-        return "failed"
-    return _apply_poll(processing, result, holder, work_type)
+    outcome = _claimed_step(
+        processing_id, step="poll", statuses=PROCESSING_POLLABLE, call=lambda c: c.work_type.poll(c.processing)
+    )
+    if isinstance(outcome, str):
+        return outcome
+    claimed, result = outcome
+    return _apply_poll(claimed, result)
 
 
-def _apply_poll(processing: Processing, result: PollResult, holder: str, work_type) -> str:
+def _apply_poll(claimed: _Claimed, result: PollResult) -> str:
+    processing, work_type = claimed.processing, claimed.work_type
     transform = processing.transform
     with transaction.atomic():
         collections = {c.relation_type: c for c in Collection.objects.filter(transform=transform)}
@@ -160,7 +152,7 @@ def _apply_poll(processing: Processing, result: PollResult, holder: str, work_ty
         if result.metadata:
             fields["processing_metadata"] = {**processing.processing_metadata, **result.metadata}
         if result.error:
-            fields["errors"] = _record_error(processing, result.error)
+            fields["errors"] = errors_appended(processing.errors, result.error)
         for hand_off in result.after_commit:
             transaction.on_commit(hand_off)
         new_status = result.status if result.status is not None else processing.status
@@ -168,15 +160,13 @@ def _apply_poll(processing: Processing, result: PollResult, holder: str, work_ty
             fields["finished_at"] = timezone.now()
             fields["next_poll_at"] = None
         if new_status != processing.status:
-            transition(processing, new_status, actor=holder, reason=result.error or "", fields=fields)
+            transition(processing, new_status, actor=claimed.holder, reason=result.error or "", fields=fields)
         else:
             Processing.objects.filter(pk=processing.pk).update(updated_at=timezone.now(), **fields)
         if new_status in PROCESSING_TERMINAL:
-            _enqueue_rollup(transform.pk)
+            handoffs.transform_changed(transform.pk)
         else:
-            from requests_app.tasks import poll_processing as poll_processing_task
-
-            transaction.on_commit(lambda: poll_processing_task.apply_async((processing.pk,), countdown=delay))
+            handoffs.poll_due(processing.pk, queue=work_type.queue, countdown=delay)
     return f"changed {changed}"
 
 
@@ -187,64 +177,90 @@ def _next_period(period: float, *, changed: bool) -> float:
     return min(settings.IDDS_POLL_MAX_SECONDS, max(period, 0.5) * 2)
 
 
-def _poll_retry_later(processing: Processing, holder: str, message: str) -> str:
+def _retry_later(claimed: _Claimed, *, step: str, message: str) -> str:
+    """Count a transient failure on the row; fail for good past ``IDDS_MAX_RETRIES``, else back off."""
+    processing = claimed.processing
     retries = processing.retries + 1
     if retries > settings.IDDS_MAX_RETRIES:
-        _processing_end(processing, PS.FAILED, holder=holder, reason=f"poll failed {retries} times: {message}")
+        _processing_end(claimed, ProcessingStatus.FAILED, reason=f"{step} failed {retries} times: {message}")
         return "failed"
-    delay = backoff_seconds(retries, cap=settings.IDDS_POLL_MAX_SECONDS)
-    logger.warning("poll of processing %s failed (%s); retry %s in %.0fs", processing.pk, message, retries, delay)
-    processing_release(
-        processing,
-        holder=holder,
-        retries=retries,
-        errors=_record_error(processing, message),
-        next_poll_at=timezone.now() + timedelta(seconds=delay),
-    )
-    from requests_app.tasks import poll_processing as poll_processing_task
-
-    poll_processing_task.apply_async((processing.pk,), countdown=delay)
+    errors = errors_appended(processing.errors, message)
+    queue = claimed.work_type.queue
+    with transaction.atomic():
+        if step == "submit":
+            delay = backoff_seconds(retries)
+            # It stays Submitting and keeps the claim for the back-off: the claim's expiry is the retry timer.
+            Processing.objects.filter(pk=processing.pk, claimed_by=claimed.holder).update(
+                retries=retries,
+                errors=errors,
+                claimed_until=timezone.now() + timedelta(seconds=delay),
+                updated_at=timezone.now(),
+            )
+            handoffs.processing_ready(processing.pk, queue=queue, countdown=delay + 0.1)
+        else:
+            delay = backoff_seconds(retries, cap=settings.IDDS_POLL_MAX_SECONDS)
+            processing_release(
+                processing,
+                holder=claimed.holder,
+                retries=retries,
+                errors=errors,
+                next_poll_at=timezone.now() + timedelta(seconds=delay),
+            )
+            handoffs.poll_due(processing.pk, queue=queue, countdown=delay)
+    logger.warning("%s of processing %s failed (%s); retry %s in %.0fs", step, processing.pk, message, retries, delay)
     return "retry"
 
 
-def _processing_end(processing: Processing, status: int, *, holder: str, reason: str) -> None:
+def _processing_end(claimed: _Claimed, status: int, *, reason: str) -> None:
+    processing = claimed.processing
     with transaction.atomic():
         transition(
             processing,
             status,
-            actor=holder,
+            actor=claimed.holder,
             reason=reason,
             fields={
-                "errors": _record_error(processing, reason),
+                "errors": errors_appended(processing.errors, reason),
                 "finished_at": timezone.now(),
                 "next_poll_at": None,
                 "claimed_by": "",
                 "claimed_until": None,
             },
         )
-        _enqueue_rollup(processing.transform_id)
+        handoffs.transform_changed(processing.transform_id)
 
 
-def _enqueue_rollup(transform_id: int) -> None:
-    from requests_app.tasks import rollup_transform as rollup_transform_task
-
-    rollup_transform_task.delay_on_commit(transform_id)
-
-
-def enqueue_due_polls(*, limit: int = 500, grace_seconds: float = 2.0) -> int:
+def polls_enqueue_due(*, limit: int = 500, grace_seconds: float = 2.0) -> int:
     """Safety net behind the countdown hand-off: re-enqueue polls that are overdue."""
-    from requests_app.tasks import poll_processing as poll_processing_task
-
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     due = list(
         Processing.objects.filter(status__in=PROCESSING_POLLABLE, next_poll_at__lte=cutoff)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=timezone.now()))
+        .filter(claim_free())
         .order_by("next_poll_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "transform__transform_type")[:limit]
     )
     # Push the due time on: if the worker is busy, the next tick must not enqueue the same polls
     # again (a backlog would snowball); the poll itself sets the real next due time.
-    Processing.objects.filter(pk__in=due).update(next_poll_at=timezone.now() + timedelta(seconds=RESCUE_SECONDS))
-    for pk in due:
-        poll_processing_task.delay(pk)
+    Processing.objects.filter(pk__in=[pk for pk, _ in due]).update(
+        next_poll_at=timezone.now() + timedelta(seconds=RESCUE_SECONDS)
+    )
+    for pk, transform_type in due:
+        handoffs.poll_due(pk, queue=get_work_type(transform_type).queue)
     return len(due)
+
+
+def processings_create(*, transform, specs) -> list[Processing]:
+    """Create processings and hand each to the carrier on its work type's queue after commit."""
+    queue = get_work_type(transform.transform_type).queue
+    processings = [
+        Processing.objects.create(
+            transform=transform,
+            request_id=transform.request_id,
+            processing_metadata=spec.metadata,
+            poll_period=settings.IDDS_POLL_MIN_SECONDS,
+        )
+        for spec in specs
+    ]
+    for processing in processings:
+        handoffs.processing_ready(processing.pk, queue=queue)
+    return processings

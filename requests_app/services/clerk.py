@@ -6,6 +6,7 @@ import logging
 
 from django.db import transaction
 
+from requests_app import handoffs
 from requests_app.models import Request, Transform
 from requests_app.models.statuses import REQUEST_TERMINAL, RequestStatus
 from requests_app.worktypes.registry import get_work_type
@@ -57,8 +58,6 @@ def request_process(*, request_id: int) -> list[int]:
             for index, spec in enumerate(specs)
         ]
         transition(request, RequestStatus.TRANSFORMING, reason=f"{len(transforms)} transform(s)", actor="clerk")
-        from requests_app.tasks import plan_transform as plan_transform_task
-
         for t in transforms:
-            plan_transform_task.delay_on_commit(t.pk)
+            handoffs.transform_created(t.pk)
     return [t.pk for t in transforms]

@@ -25,8 +25,10 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from requests_app import handoffs
 from requests_app.errors import TransientError
 from requests_app.models import AgentLease, Message
+from requests_app.models.leases import CONDUCTOR_LEASE
 from requests_app.models.statuses import MessageStatus
 from requests_app.sinks.base import OutgoingMessage, SendReport, Sink
 
@@ -34,7 +36,7 @@ from .claims import worker_name
 from .transitions import bulk_transition, transition
 
 logger = logging.getLogger(__name__)
-LEASE_NAME = "conductor"
+LEASE_NAME = CONDUCTOR_LEASE
 LEASE_SECONDS = 60
 # A delivery run stops after this long and lets the next task continue, so one task never
 # holds a worker for long while messages keep arriving.
@@ -51,21 +53,6 @@ def configured_sinks() -> tuple[Sink, ...]:
 
 def message_backoff(attempts: int) -> float:
     return min(600.0, 2.0**attempts)
-
-
-def wake_conductor() -> bool:
-    """Ask for a conductor run for messages just committed; return whether one was requested.
-
-    A conductor that holds its lease reads the outbox once more before it lets go (see
-    messages_deliver), so it delivers these too: a run requested now would only find the lease
-    taken. That was half of all conductor runs in bench/carousel.py.
-    """
-    if AgentLease.is_held(LEASE_NAME):
-        return False
-    from requests_app.tasks import deliver_messages as deliver_messages_task
-
-    deliver_messages_task.delay()
-    return True
 
 
 def messages_deliver(*, batch_size: int | None = None, run_seconds: float = RUN_SECONDS) -> int:
@@ -245,7 +232,5 @@ def messages_requeue(*, queryset) -> int:
         )
         count += 1
     if count:
-        from requests_app.tasks import deliver_messages as deliver_messages_task
-
-        deliver_messages_task.delay_on_commit()
+        handoffs.messages_written()
     return count

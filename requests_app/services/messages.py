@@ -11,8 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
-from django.db import transaction
-
+from requests_app import handoffs
 from requests_app.models import Collection, Message, Transform
 from requests_app.models.statuses import CollectionRelationType, CollectionStatus, ContentStatus
 
@@ -101,9 +100,7 @@ def messages_write(messages: list[Message]) -> list[Message]:
     if not messages:
         return messages
     created = Message.objects.bulk_create(messages, batch_size=500)
-    from .conductor import wake_conductor
-
-    transaction.on_commit(wake_conductor)
+    handoffs.messages_written()
     return created
 
 

@@ -15,10 +15,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from requests_app import handoffs
 from requests_app.errors import IllegalTransition, TransientError
 from requests_app.models import Collection, Processing, Request, Transform
 from requests_app.models.statuses import (
     COLLECTION_TERMINAL,
+    PROCESSING_SUBMITTABLE,
     PROCESSING_TERMINAL,
     REQUEST_ACTIVE,
     REQUEST_EXPIRABLE,
@@ -28,9 +30,12 @@ from requests_app.models.statuses import (
     ProcessingStatus,
     RequestStatus,
 )
+from requests_app.worktypes.base import ProcessingSpec, default_decision
 from requests_app.worktypes.registry import get_work_type
 
-from .transitions import check_transition, transition
+from .carrier import processings_create
+from .rollup import request_rollup, transform_finish
+from .transitions import TABLES, check_transition, transition
 
 logger = logging.getLogger(__name__)
 RS = RequestStatus
@@ -59,8 +64,6 @@ def request_create(
     cleaned = work_type.validate(metadata=metadata, request_fields=fields)
     if workload_id is None and isinstance(cleaned.get("workload_id"), int):
         workload_id = cleaned["workload_id"]
-    from requests_app.tasks import process_request as process_request_task
-
     with transaction.atomic():
         request = Request.objects.create(
             request_type=request_type,
@@ -76,7 +79,7 @@ def request_create(
             transform_tag=transform_tag or str(request_type),
             request_metadata=cleaned,
         )
-        process_request_task.delay_on_commit(request.pk)
+        handoffs.request_accepted(request.pk)
     return request
 
 
@@ -95,7 +98,7 @@ def request_abort(*, request: Request, actor: str = "") -> Request:
                 extra={"current_status": request.get_status_display()},
             )
         transition(request, RS.TO_CANCEL, reason="abort requested", actor=actor)
-        _enqueue_control(request.pk)
+        handoffs.request_stop_requested(request.pk)
     return request
 
 
@@ -109,7 +112,7 @@ def request_expire(*, request: Request, actor: str = "lifetime") -> Request:
         if request.status not in REQUEST_EXPIRABLE:
             return request
         transition(request, RS.TO_EXPIRE, reason=f"lifetime of {request.lifetime} days over", actor=actor)
-        _enqueue_control(request.pk)
+        handoffs.request_stop_requested(request.pk)
     return request
 
 
@@ -122,7 +125,7 @@ def request_finish(*, request: Request, actor: str = "") -> Request:
         if request.status in REQUEST_TERMINAL:
             raise IllegalTransition(f"cannot finish request {request.pk}: it is already {request.get_status_display()}")
         transition(request, RS.TO_FINISH, reason="finish requested", actor=actor)
-        _enqueue_control(request.pk)
+        handoffs.request_stop_requested(request.pk)
     return request
 
 
@@ -156,8 +159,6 @@ def request_retry(*, request: Request, actor: str = "") -> Request:
             f"cannot retry request {request.pk}: only Failed or SubFinished requests can be retried, "
             f"this one is {request.get_status_display()}"
         )
-    from .transformer import processings_create
-
     with transaction.atomic():
         request = _locked(request)
         transition(request, RS.TRANSFORMING, reason="retry requested", actor=actor)
@@ -179,44 +180,36 @@ def request_retry(*, request: Request, actor: str = "") -> Request:
             for processing in failed:
                 transition(processing, ProcessingStatus.NEW, reason="retry", actor=actor, fields={"retries": 0})
             if not failed:
-                from requests_app.worktypes.base import ProcessingSpec
-
                 processings_create(transform=transform, specs=[ProcessingSpec(metadata={"retry": True})])
         _wake_request(request)
     return request
 
 
 def transition_targets(obj) -> frozenset[int]:
-    from .transitions import TABLES
-
     return TABLES[type(obj)].get(obj.status, frozenset())
 
 
 def _wake_request(request: Request) -> None:
     """After resume/retry: hand every waiting step of the request to its agent again."""
-    from requests_app.tasks import poll_processing, process_request, submit_processing
-
     if request.status == RS.NEW:
-        process_request.delay_on_commit(request.pk)
+        handoffs.request_accepted(request.pk)
         return
     Processing.objects.filter(
         request=request, status__in=[ProcessingStatus.SUBMITTED, ProcessingStatus.RUNNING]
     ).update(next_poll_at=timezone.now())
-    for pk, status in (
-        Processing.objects.filter(request=request).exclude(status__in=PROCESSING_TERMINAL).values_list("pk", "status")
-    ):
-        task = submit_processing if status in (ProcessingStatus.NEW, ProcessingStatus.SUBMITTING) else poll_processing
-        task.delay_on_commit(pk)
-    from requests_app.tasks import plan_transform
-
+    waiting = (
+        Processing.objects.filter(request=request)
+        .exclude(status__in=PROCESSING_TERMINAL)
+        .values_list("pk", "status", "transform__transform_type")
+    )
+    for pk, status, transform_type in waiting:
+        queue = get_work_type(transform_type).queue
+        if status in PROCESSING_SUBMITTABLE:
+            handoffs.processing_ready(pk, queue=queue)
+        else:
+            handoffs.poll_due(pk, queue=queue)
     for pk in Transform.objects.filter(request=request, status=RS.NEW).values_list("pk", flat=True):
-        plan_transform.delay_on_commit(pk)
-
-
-def _enqueue_control(request_id: int) -> None:
-    from requests_app.tasks import control_request as control_request_task
-
-    control_request_task.delay_on_commit(request_id)
+        handoffs.transform_created(pk)
 
 
 def request_control(*, request_id: int) -> str:
@@ -235,8 +228,6 @@ def request_control(*, request_id: int) -> str:
         if cancelling and _has_other_live_requests(transform, request):
             continue
         _stop_outside_work(transform)
-    from .rollup import default_decision, request_rollup, transform_finish
-
     with transaction.atomic():
         request = _locked(request)
         if request.status not in CONTROLLED:

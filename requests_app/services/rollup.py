@@ -13,9 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests_app.models import Collection, Processing, Request, Transform
+from requests_app.models.errorlog import errors_appended
 from requests_app.models.statuses import (
     COLLECTION_TERMINAL,
-    PROCESSING_TERMINAL,
     REQUEST_ACTIVE,
     REQUEST_STOP_END,
     REQUEST_TERMINAL,
@@ -24,11 +24,10 @@ from requests_app.models.statuses import (
     ProcessingStatus,
     RequestStatus,
 )
-from requests_app.worktypes.base import Decision
 from requests_app.worktypes.registry import get_work_type
 
+from .carrier import processings_create
 from .messages import collection_message, messages_write
-from .transformer import processings_create
 from .transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -41,24 +40,6 @@ COLLECTION_END = {
     RS.CANCELLED: CollectionStatus.CANCELLED,
     RS.EXPIRED: CollectionStatus.CANCELLED,
 }
-
-
-def default_decision(transform: Transform) -> Decision:
-    """Finish once every processing ended: Finished when all output is there, SubFinished when
-    part of it is, Failed when none is."""
-    processings = list(transform.processings.values_list("status", flat=True))
-    if any(status not in PROCESSING_TERMINAL for status in processings):
-        return Decision.wait()
-    outputs = list(transform.collections.filter(relation_type=CollectionRelationType.OUTPUT))
-    total = sum(c.total_files for c in outputs)
-    processed = sum(c.processed_files for c in outputs)
-    if total and processed == total:
-        return Decision.done(RS.FINISHED)
-    if processed:
-        return Decision.done(RS.SUBFINISHED, reason=f"{total - processed} of {total} outputs missing")
-    if not total and processings and all(s == ProcessingStatus.FINISHED for s in processings):
-        return Decision.done(RS.FINISHED)
-    return Decision.done(RS.FAILED, reason="no output produced")
 
 
 def transform_rollup(*, transform_id: int) -> str:
@@ -154,8 +135,7 @@ def transform_fail(*, transform_id: int, reason: str) -> None:
         transform = Transform.objects.select_for_update().get(pk=transform_id)
         if transform.status in REQUEST_TERMINAL:
             return
-        errors = [*(transform.errors or []), {"at": timezone.now().isoformat(), "error": reason[:2000]}][-10:]
-        Transform.objects.filter(pk=transform_id).update(errors=errors)
+        Transform.objects.filter(pk=transform_id).update(errors=errors_appended(transform.errors, reason))
         for processing in Processing.objects.filter(transform=transform, status=ProcessingStatus.NEW):
             transition(processing, ProcessingStatus.CANCEL, reason=reason, actor="rollup")
         transform_finish(transform=transform, status=RS.FAILED, reason=reason)

@@ -7,15 +7,16 @@ import logging
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from requests_app.errors import PermanentError, TransientError
-from requests_app.models import Collection, Processing, Transform
+from requests_app.models import Collection, Transform
+from requests_app.models.errorlog import errors_appended
 from requests_app.models.statuses import REQUEST_ACTIVE, RequestStatus
-from requests_app.worktypes.base import ProcessingSpec
 from requests_app.worktypes.registry import get_work_type
 
+from .carrier import processings_create
 from .contents import contents_create
+from .rollup import transform_fail
 from .transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ def transform_plan(*, transform_id: int) -> list[int]:
         logger.info("transformer: request of transform %s is %s; waiting", transform_id, transform.request.status)
         return []
     work_type = get_work_type(transform.transform_type)
-    from .rollup import transform_fail
-
     try:
         plan = work_type.plan(transform)
     except PermanentError as exc:
@@ -39,7 +38,7 @@ def transform_plan(*, transform_id: int) -> list[int]:
         return []
     except TransientError as exc:
         # Count it on the row (visible in API and admin); the task's autoretry backs off.
-        errors = [*(transform.errors or []), {"at": timezone.now().isoformat(), "error": str(exc)[:2000]}][-10:]
+        errors = errors_appended(transform.errors, str(exc))
         Transform.objects.filter(pk=transform_id).update(retries=F("retries") + 1, errors=errors)
         if transform.retries + 1 > settings.IDDS_MAX_RETRIES:
             transform_fail(transform_id=transform_id, reason=f"planning failed {transform.retries + 1} times: {exc}")
@@ -71,21 +70,3 @@ def transform_plan(*, transform_id: int) -> list[int]:
             fields={"transform_metadata": {**transform.transform_metadata, **plan.metadata}},
         )
     return [p.pk for p in processings]
-
-
-def processings_create(*, transform: Transform, specs: list[ProcessingSpec]) -> list[Processing]:
-    """Create processings and hand each to the carrier after commit."""
-    from requests_app.tasks import submit_processing as submit_processing_task
-
-    processings = [
-        Processing.objects.create(
-            transform=transform,
-            request_id=transform.request_id,
-            processing_metadata=spec.metadata,
-            poll_period=settings.IDDS_POLL_MIN_SECONDS,
-        )
-        for spec in specs
-    ]
-    for processing in processings:
-        submit_processing_task.delay_on_commit(processing.pk)
-    return processings

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 import redis
+from django.conf import settings
 
 from requests_app.errors import TransientError
 
@@ -39,8 +40,6 @@ class RedisStreamSink(Sink):
 
     def __init__(self, *, url: str | None = None, stream: str | None = None, maxlen: int | None = None) -> None:
         if url is None or stream is None or maxlen is None:
-            from django.conf import settings  # only when not configured explicitly
-
             url = settings.IDDS_STREAM_REDIS_URL if url is None else url
             stream = settings.IDDS_STREAM_NAME if stream is None else stream
             maxlen = settings.IDDS_STREAM_MAXLEN if maxlen is None else maxlen

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import stomp
+from django.conf import settings
 from stomp.exception import StompException
 
 from requests_app.errors import TransientError
@@ -138,8 +139,6 @@ class StompSink(Sink):
         vhost: str = "/",
     ) -> None:
         if hosts is None or destination is None or user is None or password is None:
-            from django.conf import settings  # only when not configured explicitly: no Django needed otherwise
-
             hosts = settings.IDDS_STOMP_HOSTS if hosts is None else hosts
             destination = settings.IDDS_STOMP_DESTINATION if destination is None else destination
             user = settings.IDDS_STOMP_USER if user is None else user

@@ -23,7 +23,7 @@ Rules for implementations:
   the row) and ``PermanentError`` to fail the processing with a reason.
 * Content updates name contents by ``name`` within the transform's collection of ``relation``.
 * A work type that changes state outside these hooks (HPO losses arriving over REST) uses the
-  services in ``requests_app.services`` and then calls ``rollup_transform_task.delay_on_commit``.
+  services in ``requests_app.services`` and then ``requests_app.handoffs.transform_changed``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from requests_app.models.statuses import CollectionRelationType, CollectionType, ContentType, RequestStatus
+from requests_app.models.statuses import (
+    PROCESSING_TERMINAL,
+    CollectionRelationType,
+    CollectionStatus,
+    CollectionType,
+    ContentStatus,
+    ContentType,
+    ProcessingStatus,
+    RequestStatus,
+)
 
 if TYPE_CHECKING:
     from requests_app.models import Processing, Request, Transform
@@ -48,7 +57,7 @@ class ContentSpec:
     bytes: int = 0
     adler32: str = ""
     path: str | None = None
-    status: int = 0
+    status: int = ContentStatus.NEW
     content_type: int = ContentType.FILE
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -59,7 +68,7 @@ class CollectionSpec:
     scope: str
     name: str
     coll_type: int = CollectionType.DATASET
-    status: int = 0
+    status: int = CollectionStatus.NEW
     contents: list[ContentSpec] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +92,45 @@ class Plan:
     # Merged into transform_metadata.
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def input_output(
+        cls,
+        *,
+        scope: str,
+        name: str,
+        outputs: list[ContentSpec],
+        input_type: int = CollectionType.DATASET,
+        status: int = CollectionStatus.NEW,
+        input_metadata: dict[str, Any] | None = None,
+        output_metadata: dict[str, Any] | None = None,
+        processings: list[ProcessingSpec] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Plan:
+        """The usual plan: an input collection ``scope:name`` and an output collection of the same name
+        holding ``outputs`` (staged files, HPO points), with the first processing(s)."""
+        return cls(
+            collections=[
+                CollectionSpec(
+                    relation=CollectionRelationType.INPUT,
+                    scope=scope,
+                    name=name,
+                    coll_type=input_type,
+                    status=status,
+                    metadata=input_metadata or {},
+                ),
+                CollectionSpec(
+                    relation=CollectionRelationType.OUTPUT,
+                    scope=scope,
+                    name=name,
+                    status=status,
+                    contents=outputs,
+                    metadata=output_metadata or {},
+                ),
+            ],
+            processings=processings if processings is not None else [ProcessingSpec()],
+            metadata=metadata or {},
+        )
+
 
 @dataclass
 class SubmitResult:
@@ -91,6 +139,8 @@ class SubmitResult:
     # Seconds until the first poll is worth doing (0 = at once).
     first_poll_in: float = 0.0
     status: int | None = None  # default Submitted
+    # Hand-offs that must see the submit committed (HPO: start the generator run).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass(slots=True)  # one per file: slots make them cheaper to build
@@ -151,7 +201,7 @@ class WorkType(ABC):
     #: Announce contents as they are created (HPO points) with status New.
     announce_new_contents: ClassVar[bool] = False
     #: Content statuses announced in file messages when a content reaches them.
-    announced_statuses: ClassVar[frozenset[int]] = frozenset({2})  # Available
+    announced_statuses: ClassVar[frozenset[int]] = frozenset({ContentStatus.AVAILABLE})
 
     @abstractmethod
     def validate(self, *, metadata: dict[str, Any], request_fields: dict[str, Any]) -> dict[str, Any]:
@@ -181,9 +231,25 @@ class WorkType(ABC):
 
     def decide(self, transform: Transform) -> Decision:
         """Default: finish when every processing ended; SubFinished if some output failed."""
-        from requests_app.services.rollup import default_decision
-
         return default_decision(transform)
 
     def abort(self, processing: Processing) -> None:  # noqa: B027 - optional hook
         """Cancel the outside work; default: nothing to cancel."""
+
+
+def default_decision(transform: Transform) -> Decision:
+    """Finish once every processing ended: Finished when all output is there, SubFinished when
+    part of it is, Failed when none is."""
+    processings = list(transform.processings.values_list("status", flat=True))
+    if any(status not in PROCESSING_TERMINAL for status in processings):
+        return Decision.wait()
+    outputs = list(transform.collections.filter(relation_type=CollectionRelationType.OUTPUT))
+    total = sum(c.total_files for c in outputs)
+    processed = sum(c.processed_files for c in outputs)
+    if total and processed == total:
+        return Decision.done(RequestStatus.FINISHED)
+    if processed:
+        return Decision.done(RequestStatus.SUBFINISHED, reason=f"{total - processed} of {total} outputs missing")
+    if not total and processings and all(s == ProcessingStatus.FINISHED for s in processings):
+        return Decision.done(RequestStatus.FINISHED)
+    return Decision.done(RequestStatus.FAILED, reason="no output produced")

@@ -16,7 +16,7 @@ from django.db import connection
 from idds_site.celery import app as celery_app
 from requests_app.models import Content, Message, Request
 from requests_app.models.statuses import CollectionRelationType, ContentStatus, RequestStatus
-from requests_app.services.carrier import enqueue_due_polls
+from requests_app.services.carrier import polls_enqueue_due
 from requests_app.services.watchdog import watchdog_sweep
 from tests.conftest import wait_for
 
@@ -92,7 +92,7 @@ def test_it_loses_nothing_when_the_worker_is_killed_mid_staging_and_started_agai
 
             def beat_and_check() -> bool:
                 # The periodic safety net (beat) re-enqueues what the dead worker held.
-                enqueue_due_polls(grace_seconds=0)
+                polls_enqueue_due(grace_seconds=0)
                 watchdog_sweep(stale_seconds=1)
                 return not Request.objects.filter(pk__in=request_ids).exclude(status=RequestStatus.FINISHED).exists()
 

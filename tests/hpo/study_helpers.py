@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from requests_app.models import Request
+from requests_app.models.statuses import REQUEST_TERMINAL
+from requests_app.services.requests import request_abort
 from tests.conftest import wait_for
+
+#: A study in these tests ends within this many seconds on a loaded 2-core machine, or the test fails.
+STUDY_DEADLINE = 180.0
 
 SPACE = {"x": [0.0, 1.0], "n": {"type": "int", "low": 1, "high": 3}}
 
@@ -43,7 +50,24 @@ def report(api, request_id: int, point: str, loss: float, worker: str = "w1"):
 
 def finished(request_id: int) -> Request | None:
     request = Request.objects.get(pk=request_id)
-    return request if request.status in (3, 4, 5, 9) else None
+    return request if request.status in REQUEST_TERMINAL else None
+
+
+def evaluate_until_finished(
+    api, request_id: int, loss_of: Callable[[dict], float], *, count: int = 1, deadline: float = STUDY_DEADLINE
+) -> int:
+    """Check out and report points like a worker until the study ends; fail past ``deadline``. Returns reports."""
+    reported = 0
+    give_up = time.monotonic() + deadline
+    while not finished(request_id):
+        assert time.monotonic() < give_up, f"study {request_id} did not finish within {deadline:.0f} s"
+        points = checkout(api, request_id, count=count)
+        for point in points:
+            assert report(api, request_id, point["id"], loss_of(point)).status_code == 200
+            reported += 1
+        if not points:
+            time.sleep(0.05)  # nothing free yet: the next generation is running
+    return reported
 
 
 def stop_live_studies() -> None:
@@ -52,9 +76,6 @@ def stop_live_studies() -> None:
     The database is flushed after each transactional test; a worker still generating for a live study would
     hold locks the flush needs.
     """
-    from requests_app.models.statuses import REQUEST_TERMINAL
-    from requests_app.services.requests import request_abort
-
     for request in Request.objects.exclude(status__in=REQUEST_TERMINAL):
         try:
             request_abort(request=request, actor="test teardown")

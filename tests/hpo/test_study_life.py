@@ -7,10 +7,19 @@ import json
 import pytest
 
 from hpo.models import PointLease
+from hpo.services import studies_sweep
 from requests_app.models import Content, Event, Message, Processing, Request
-from requests_app.models.statuses import ContentStatus, ProcessingStatus, RequestStatus
+from requests_app.models.statuses import CollectionRelationType, ContentStatus, ProcessingStatus, RequestStatus
 from tests.conftest import wait_for
-from tests.hpo.study_helpers import checkout, finished, report, stop_live_studies, submit, wait_checkout
+from tests.hpo.study_helpers import (
+    checkout,
+    evaluate_until_finished,
+    finished,
+    report,
+    stop_live_studies,
+    submit,
+    wait_checkout,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -24,18 +33,14 @@ def test_it_runs_a_study_to_max_points_announcing_every_point(celery_worker, api
     request_id = submit(api, max_points=6, num_points_per_generation=3, min_unevaluated_points=2)
 
     # when workers evaluate points until the study ends
-    evaluated = 0
-    while not finished(request_id):
-        points = checkout(api, request_id, count=2)
-        for point in points:
-            assert report(api, request_id, point["id"], point["parameters"]["x"]).status_code == 200
-            evaluated += 1
+    evaluated = evaluate_until_finished(api, request_id, lambda point: point["parameters"]["x"], count=2)
 
     # then
     request = Request.objects.get(pk=request_id)
     assert request.status == RequestStatus.FINISHED
     points = api.get(f"/api/v1/hpo/studies/{request_id}/points/").json()
     assert [p["id"] for p in points] == ["0", "1", "2", "3", "4", "5"]
+    assert evaluated == 6  # every point reported once, none twice
     assert all(p["status"] == "Available" and p["provenance"]["generator"] == "random" for p in points)
     files = [
         f
@@ -62,13 +67,16 @@ def test_it_finishes_when_the_generator_has_nothing_more(celery_worker, api):
     )
 
     # when
-    while not finished(request_id):
-        for point in checkout(api, request_id, count=3):
-            report(api, request_id, point["id"], 1.0)
+    evaluate_until_finished(api, request_id, lambda point: 1.0, count=3)
 
     # then
     assert Request.objects.get(pk=request_id).status == RequestStatus.FINISHED
-    assert Content.objects.filter(collection__request_id=request_id, collection__relation_type=1).count() == 6
+    assert (
+        Content.objects.filter(
+            collection__request_id=request_id, collection__relation_type=CollectionRelationType.OUTPUT
+        ).count()
+        == 6
+    )
 
 
 def test_a_repeated_report_changes_nothing_and_a_different_loss_is_refused(celery_worker, api):
@@ -118,9 +126,7 @@ def test_abort_ends_the_study_and_releases_leases(celery_worker, api):
     # when
     assert api.post(f"/api/v1/requests/{request_id}/abort/").status_code == 200
     wait_for(lambda: Request.objects.get(pk=request_id).status == RequestStatus.CANCELLED, what="cancelled")
-    from hpo.tasks import sweep
-
-    sweep()
+    studies_sweep()
 
     # then
     heartbeat = api.post(

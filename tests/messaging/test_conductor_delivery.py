@@ -15,11 +15,11 @@ from django.db import transaction
 
 from carousel.tape.catalogue import DatasetSpec, TapeConfig, catalogue_create
 from idds_site.brokers import STOMP_MAX_FRAME_BYTES
+from requests_app.handoffs import TaskName, send_now
 from requests_app.models import Content, Message, Request
 from requests_app.models.statuses import CollectionRelationType, ContentStatus, MessageStatus, RequestStatus
 from requests_app.services import conductor
 from requests_app.services.messages import file_entry, file_messages, messages_write
-from requests_app.tasks import deliver_messages as deliver_messages_task
 from tests.conftest import wait_for
 
 FILE_BYTES = 2_000_000_000
@@ -87,7 +87,7 @@ def keep_delivering(predicate: Callable[[], object], *, timeout: float = 120.0, 
     """Wait for ``predicate`` while asking the worker for delivery runs (what beat does)."""
 
     def tick() -> object:
-        deliver_messages_task.delay()
+        send_now(TaskName.MESSAGES_DELIVER)
         return predicate()
 
     return wait_for(tick, timeout=timeout, interval=0.5, what=what)

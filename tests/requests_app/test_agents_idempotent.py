@@ -9,10 +9,13 @@ import pytest
 from django.utils import timezone
 
 from requests_app import tasks
+from requests_app.handoffs import TaskName
 from requests_app.models import Collection, Content, Event, Message, Processing, Request, Transform
 from requests_app.models.statuses import MessageStatus, ProcessingStatus, RequestStatus
 from requests_app.services.requests import request_abort
 from requests_app.services.watchdog import watchdog_sweep
+from requests_app.worktypes.registry import get_work_type
+from tests.broker import purge_queues, queued_tasks
 from tests.factories import ProcessingFactory, RequestFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +42,7 @@ def test_each_agent_task_is_idempotent_along_the_whole_pipeline():
     request = RequestFactory(request_metadata={"files": 4, "files_per_poll": 10, "fail_files": []})
 
     # when / then: clerk
-    first, second = run_twice(tasks.process_request, request.pk)
+    first, second = run_twice(tasks.request_process, request.pk)
     assert len(first) == 1
     assert second == []
     transform_id = first[0]
@@ -47,27 +50,27 @@ def test_each_agent_task_is_idempotent_along_the_whole_pipeline():
     assert after_clerk["request"] == RequestStatus.TRANSFORMING
 
     # transformer
-    first, second = run_twice(tasks.plan_transform, transform_id)
+    first, second = run_twice(tasks.transform_plan, transform_id)
     assert len(first) == 1
     assert second == []
     processing_id = first[0]
     assert snapshot(request.pk)["contents"] == 4
 
     # carrier submit and poll
-    assert run_twice(tasks.submit_processing, processing_id) == ("submitted", "not claimable")
+    assert run_twice(tasks.processing_submit, processing_id) == ("submitted", "not claimable")
     assert Processing.objects.get(pk=processing_id).status == ProcessingStatus.SUBMITTED
-    assert run_twice(tasks.poll_processing, processing_id) == ("changed 4", "not claimable")
+    assert run_twice(tasks.processing_poll, processing_id) == ("changed 4", "not claimable")
     after_poll = snapshot(request.pk)
 
     # roll-up
-    first, second = run_twice(tasks.rollup_transform, transform_id)
+    first, second = run_twice(tasks.transform_rollup, transform_id)
     assert (first, second) == ("finished Finished", "nothing to do")
     after_rollup = snapshot(request.pk)
     assert after_rollup["request"] == RequestStatus.FINISHED
     assert after_rollup["messages"] == after_poll["messages"] + 1  # one collection message, not two
 
     # conductor
-    first, second = run_twice(tasks.deliver_messages)
+    first, second = run_twice(tasks.messages_deliver)
     assert first == after_rollup["messages"]
     assert second == 0
     assert not Message.objects.exclude(status=MessageStatus.DELIVERED).exists()
@@ -76,10 +79,10 @@ def test_each_agent_task_is_idempotent_along_the_whole_pipeline():
 
 def test_control_task_twice_cancels_once():
     request = RequestFactory()
-    tasks.process_request.run(request.pk)
+    tasks.request_process.run(request.pk)
     request_abort(request=request)
 
-    assert run_twice(tasks.control_request, request.pk) == ("done", "nothing to do")
+    assert run_twice(tasks.request_control, request.pk) == ("done", "nothing to do")
     assert Request.objects.get(pk=request.pk).status == RequestStatus.CANCELLED
     assert Event.objects.filter(entity="request", entity_id=request.pk, new_status=RequestStatus.CANCELLED).count() == 1
 
@@ -103,8 +106,8 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_after_it_expires():
     )
 
     # when
-    taken = tasks.poll_processing.run(expired.pk)
-    refused = tasks.poll_processing.run(held.pk)
+    taken = tasks.processing_poll.run(expired.pk)
+    refused = tasks.processing_poll.run(held.pk)
 
     # then
     assert taken.startswith("changed")
@@ -125,30 +128,32 @@ def test_a_submit_interrupted_after_the_outside_call_is_submitted_again_once_its
         claimed_until=timezone.now() - timedelta(seconds=1),
     )
 
-    assert tasks.submit_processing.run(processing.pk) == "submitted"
+    assert tasks.processing_submit.run(processing.pk) == "submitted"
     processing.refresh_from_db()
     assert processing.status == ProcessingStatus.SUBMITTED
     assert processing.external_id == f"countdown-{processing.pk}"
 
 
-def test_the_watchdog_finds_work_whose_hand_off_was_lost(monkeypatch):
-    # given: a request left New and a processing left New, both for a while
+def test_the_watchdog_finds_work_whose_hand_off_was_lost(django_capture_on_commit_callbacks):
+    # given: a request left New and a processing left New, both for a while, and empty queues
     request = RequestFactory()
     processing = ProcessingFactory(request__status=RequestStatus.TRANSFORMING)
     old = timezone.now() - timedelta(minutes=5)
     Request.objects.filter(pk__in=[request.pk]).update(updated_at=old)
     Processing.objects.filter(pk=processing.pk).update(updated_at=old)
-    enqueued: list[tuple[str, int]] = []
-    monkeypatch.setattr(tasks.process_request, "delay", lambda pk: enqueued.append(("request", pk)))
-    monkeypatch.setattr(tasks.submit_processing, "delay", lambda pk: enqueued.append(("submit", pk)))
+    purge_queues()
 
-    # when
-    counts = watchdog_sweep(stale_seconds=60)
-    again = watchdog_sweep(stale_seconds=60)
+    # when (hand-offs leave once the sweep's stamps are committed)
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = watchdog_sweep(stale_seconds=60)
+        again = watchdog_sweep(stale_seconds=60)
 
-    # then: found once; the next sweep leaves them alone for another stale period (no flood)
-    assert ("request", request.pk) in enqueued
-    assert ("submit", processing.pk) in enqueued
+    # then: each is on the broker once, in its agent's queue (the submit in its work type's queue);
+    # the next sweep leaves them alone for another stale period (no flood)
+    assert queued_tasks("clerk") == [(TaskName.REQUEST_PROCESS, (request.pk,))]
+    assert queued_tasks(get_work_type(processing.transform.transform_type).queue) == [
+        (TaskName.PROCESSING_SUBMIT, (processing.pk,))
+    ]
     assert counts["requests"] == 1
     assert counts["submits"] == 1
     assert again["requests"] == 0
@@ -161,11 +166,11 @@ def test_the_watchdog_finds_work_whose_hand_off_was_lost(monkeypatch):
 
 def test_a_permanent_submit_refusal_fails_the_processing_and_the_request_with_the_reason():
     request = RequestFactory(request_metadata={"files": 2, "files_per_poll": 1, "permanent_submit": True})
-    transform_id = tasks.process_request.run(request.pk)[0]
-    processing_id = tasks.plan_transform.run(transform_id)[0]
+    transform_id = tasks.request_process.run(request.pk)[0]
+    processing_id = tasks.transform_plan.run(transform_id)[0]
 
-    assert tasks.submit_processing.run(processing_id) == "failed"
-    tasks.rollup_transform.run(transform_id)
+    assert tasks.processing_submit.run(processing_id) == "failed"
+    tasks.transform_rollup.run(transform_id)
 
     processing = Processing.objects.get(pk=processing_id)
     assert processing.status == ProcessingStatus.FAILED
@@ -177,23 +182,23 @@ def test_a_transient_planning_failure_is_counted_on_the_transform_and_retried():
     from requests_app.errors import TransientError
 
     request = RequestFactory(request_metadata={"files": 2, "files_per_poll": 2, "transient_plans": 1})
-    transform_id = tasks.process_request.run(request.pk)[0]
+    transform_id = tasks.request_process.run(request.pk)[0]
 
     with pytest.raises(TransientError):
-        tasks.plan_transform.run(transform_id)
+        tasks.transform_plan.run(transform_id)
     transform = Transform.objects.get(pk=transform_id)
     assert transform.retries == 1
     assert "listing outage 1" in transform.errors[-1]["error"]
 
-    assert len(tasks.plan_transform.run(transform_id)) == 1
+    assert len(tasks.transform_plan.run(transform_id)) == 1
     assert Transform.objects.get(pk=transform_id).status == RequestStatus.TRANSFORMING
 
 
 def test_a_refused_plan_fails_the_request_and_says_why_on_the_request():
     request = RequestFactory(request_metadata={"files": 2, "files_per_poll": 2, "refuse_plan": True})
-    transform_id = tasks.process_request.run(request.pk)[0]
+    transform_id = tasks.request_process.run(request.pk)[0]
 
-    assert tasks.plan_transform.run(transform_id) == []
+    assert tasks.transform_plan.run(transform_id) == []
 
     request.refresh_from_db()
     assert request.status == RequestStatus.FAILED
@@ -216,12 +221,12 @@ def test_a_polls_after_commit_hand_offs_run_once_its_changes_are_committed(
 
     monkeypatch.setattr(CountdownWorkType, "poll", poll_with_hand_off)
     request = RequestFactory(request_metadata={"files": 3, "files_per_poll": 10, "fail_files": []})
-    (transform_id,) = tasks.process_request.run(request.pk)
-    (processing_id,) = tasks.plan_transform.run(transform_id)
-    tasks.submit_processing.run(processing_id)
+    (transform_id,) = tasks.request_process.run(request.pk)
+    (processing_id,) = tasks.transform_plan.run(transform_id)
+    tasks.processing_submit.run(processing_id)
 
     # when the poll runs / then the hand-off waits for the commit, and sees the landed files
     with django_capture_on_commit_callbacks(execute=True):
-        assert tasks.poll_processing.run(processing_id) == "changed 3"
+        assert tasks.processing_poll.run(processing_id) == "changed 3"
         assert calls == []
     assert calls == [3]

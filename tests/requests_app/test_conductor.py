@@ -6,10 +6,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from requests_app.models import Message
+from requests_app.models import AgentLease, Message
+from requests_app.models.leases import CONDUCTOR_LEASE
 from requests_app.models.statuses import MessageStatus
 from requests_app.services import conductor
+from requests_app.services.messages import messages_write
 from requests_app.sinks.base import OutgoingMessage, SendReport, Sink
+from tests.broker import purge_queues, queued_tasks
 from tests.factories import MessageFactory, TransformFactory
 
 pytestmark = pytest.mark.django_db
@@ -129,18 +132,24 @@ def test_only_one_conductor_delivers_at_a_time(sinks):
     assert Message.objects.get().status == MessageStatus.NEW
 
 
-def test_new_messages_wake_the_conductor_only_when_none_is_running(sinks):
-    from requests_app.models import AgentLease
+def conductor_runs_requested_by_new_messages(django_capture_on_commit_callbacks) -> int:
+    """Write a message as a service does, commit, and count the conductor runs put on the broker."""
+    purge_queues()
+    with django_capture_on_commit_callbacks(execute=True):
+        messages_write([MessageFactory.build(transform=TransformFactory())])
+    return len(queued_tasks("conductor"))
 
+
+def test_new_messages_wake_the_conductor_only_when_none_is_running(sinks, django_capture_on_commit_callbacks):
     # given: no conductor running / then a run is requested
-    assert conductor.wake_conductor() is True
+    assert conductor_runs_requested_by_new_messages(django_capture_on_commit_callbacks) == 1
 
-    # given: a conductor holding its lease (it re-reads the outbox before letting go)
-    assert AgentLease.acquire("conductor", "other-host:1", 60)
-    assert conductor.wake_conductor() is False
+    # given: a conductor holding its lease (it re-reads the outbox before letting go) / then none is
+    assert AgentLease.acquire(CONDUCTOR_LEASE, "other-host:1", 60)
+    assert conductor_runs_requested_by_new_messages(django_capture_on_commit_callbacks) == 0
 
     # when it lets go, or its lease expires / then runs are requested again
-    AgentLease.release("conductor", "other-host:1")
-    assert conductor.wake_conductor() is True
-    assert AgentLease.acquire("conductor", "dead-host:1", -1)
-    assert conductor.wake_conductor() is True
+    AgentLease.release(CONDUCTOR_LEASE, "other-host:1")
+    assert conductor_runs_requested_by_new_messages(django_capture_on_commit_callbacks) == 1
+    assert AgentLease.acquire(CONDUCTOR_LEASE, "dead-host:1", -1)
+    assert conductor_runs_requested_by_new_messages(django_capture_on_commit_callbacks) == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hpo.handoffs import HpoTaskName
 from idds_site.celery import app
+from requests_app.handoffs import TaskName
 
 
 def test_every_declared_queue_has_its_own_exchange_and_routing_key():
@@ -18,12 +20,15 @@ def test_every_declared_queue_has_its_own_exchange_and_routing_key():
 @pytest.mark.parametrize(
     ("task", "queue"),
     [
-        ("idds.clerk.process_request", "clerk"),
-        ("idds.transformer.plan_transform", "transformer"),
-        ("idds.carrier.poll_processing", "carrier"),
-        ("idds.conductor.deliver", "conductor"),
-        ("idds.rollup.rollup_transform", "rollup"),
-        ("idds.watchdog.sweep", "watchdog"),
+        (TaskName.REQUEST_PROCESS, "clerk"),
+        (TaskName.TRANSFORM_PLAN, "transformer"),
+        (TaskName.POLLS_ENQUEUE_DUE, "carrier"),
+        (TaskName.MESSAGES_DELIVER, "conductor"),
+        (TaskName.TRANSFORM_ROLLUP, "rollup"),
+        (TaskName.REQUEST_CONTROL, "rollup"),
+        (TaskName.WATCHDOG_SWEEP, "watchdog"),
+        (HpoTaskName.GENERATION_RUN, "hpo_generate"),
+        (HpoTaskName.STUDIES_SWEEP, "hpo"),
     ],
 )
 def test_agent_tasks_route_to_their_queue(task, queue):
@@ -31,3 +36,16 @@ def test_agent_tasks_route_to_their_queue(task, queue):
 
     assert route["queue"].name == queue
     assert route["queue"].routing_key == queue
+
+
+@pytest.mark.parametrize("name", [*TaskName, *HpoTaskName])
+def test_every_hand_off_names_a_registered_task(name):
+    # Hand-offs send tasks by name: a name that no task carries would be lost on the broker.
+    assert name in app.tasks
+
+
+def test_each_registered_task_carries_the_name_of_the_service_it_runs():
+    ours = {name: task for name, task in app.tasks.items() if name.startswith(("idds.", "hpo."))}
+
+    assert set(ours) == {*TaskName, *HpoTaskName}
+    assert all(name.rsplit(".", 1)[1] == task.run.__name__ for name, task in ours.items())

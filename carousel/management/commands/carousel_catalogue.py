@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from carousel.tape.calibration import simulate_campaign
 from carousel.tape.catalogue import (
     DEFAULT_SEED,
     TapeConfig,
@@ -53,8 +54,6 @@ class Command(BaseCommand):
             seed=options["seed"],
         )
         if options["curve"]:
-            from carousel.tape.calibration import simulate_campaign
-
             return json.dumps(simulate_campaign(specs, config, seed=options["seed"]).summary())
         try:
             rows = catalogue_create(

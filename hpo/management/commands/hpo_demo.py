@@ -13,9 +13,14 @@ import threading
 import time
 from typing import Any
 
+from celery.contrib.testing.worker import start_worker
 from django.core.management.base import BaseCommand
+from sklearn.datasets import load_digits
+from sklearn.model_selection import cross_val_score
+from sklearn.svm import SVC
 
 from hpo import services, study_selectors
+from idds_site.celery import app
 from requests_app.auth.principals import Principal
 from requests_app.auth.service_user import command_owner
 from requests_app.errors import NotFoundError
@@ -32,10 +37,6 @@ SPACE = {
 
 def train(point: dict[str, Any]) -> float:
     """1 - mean 3-fold accuracy of an RBF SVC on the digits data."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import cross_val_score
-    from sklearn.svm import SVC
-
     X, y = load_digits(return_X_y=True)
     model = SVC(C=point["C"], gamma=point["gamma"], class_weight=point["class_weight"])
     return 1.0 - float(cross_val_score(model, X / 16.0, y, cv=3).mean())
@@ -73,10 +74,6 @@ class Command(BaseCommand):
         self.stdout.write(f"study {request.pk}: {options['method']} over {list(SPACE)}, {options['max_points']} points")
         if options["no_celery"]:
             return self._run(request.pk, options)
-        from celery.contrib.testing.worker import start_worker
-
-        from idds_site.celery import app
-
         with start_worker(app, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30):
             return self._run(request.pk, options)
 

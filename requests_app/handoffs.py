@@ -1,0 +1,108 @@
+"""Hand-offs: every "start the next agent" of the core, in one place.
+
+A service that finishes its step calls one of these functions; each enqueues the Celery task of
+the next step **after the caller's transaction commits** (outside a transaction: at once), so a
+worker never sees a row before it exists and a rolled-back step starts nothing.
+
+Tasks are looked up by their registered name in the Celery app when a hand-off fires, so this
+module imports no ``tasks`` module and the layers stay acyclic::
+
+    API / commands -> services -> handoffs          Celery worker -> tasks -> services
+
+``TaskName`` is the one list of the core's task names: ``requests_app/tasks.py`` registers each
+task under its name (and a test checks that every name here is registered). A task is named after
+the service it runs. Submit and poll run on the work type's own queue (``WorkType.queue``), so a
+site can give each work type its own workers; every other task is routed by the ``idds.<agent>.*``
+prefix of its name (``CELERY_TASK_ROUTES``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+
+from requests_app.models.leases import CONDUCTOR_LEASE, AgentLease
+
+
+class TaskName(StrEnum):
+    """Registered names of the core's tasks: ``idds.<agent>.<service it runs>``."""
+
+    REQUEST_PROCESS = "idds.clerk.request_process"
+    TRANSFORM_PLAN = "idds.transformer.transform_plan"
+    PROCESSING_SUBMIT = "idds.carrier.processing_submit"
+    PROCESSING_POLL = "idds.carrier.processing_poll"
+    POLLS_ENQUEUE_DUE = "idds.carrier.polls_enqueue_due"
+    TRANSFORM_ROLLUP = "idds.rollup.transform_rollup"
+    REQUEST_CONTROL = "idds.rollup.request_control"
+    MESSAGES_DELIVER = "idds.conductor.messages_deliver"
+    WATCHDOG_SWEEP = "idds.watchdog.watchdog_sweep"
+    REQUESTS_EXPIRE_OVERDUE = "idds.watchdog.requests_expire_overdue"
+
+
+def send_now(name: str, *args: Any, **options: Any) -> None:
+    """Enqueue the task registered as ``name`` at once (for callers with nothing to commit first)."""
+    current_app.tasks[name].apply_async(args, **options)
+
+
+def send_after_commit(name: str, *args: Any, **options: Any) -> None:
+    """Enqueue the task registered as ``name`` once the current transaction commits."""
+    transaction.on_commit(partial(send_now, name, *args, **options))
+
+
+def request_accepted(request_id: int) -> None:
+    """A request was stored or is ready again: the clerk turns it into transforms."""
+    send_after_commit(TaskName.REQUEST_PROCESS, request_id)
+
+
+def request_retry_admission(request_id: int, *, countdown: float) -> None:
+    """A throttled request asks the clerk again after ``countdown`` seconds."""
+    send_after_commit(TaskName.REQUEST_PROCESS, request_id, countdown=countdown)
+
+
+def transform_created(transform_id: int) -> None:
+    """A new transform: the transformer plans its collections, contents and processings."""
+    send_after_commit(TaskName.TRANSFORM_PLAN, transform_id)
+
+
+def processing_ready(processing_id: int, *, queue: str, countdown: float | None = None) -> None:
+    """A processing to submit (new, retried, or after a back-off), on its work type's queue."""
+    send_after_commit(TaskName.PROCESSING_SUBMIT, processing_id, queue=queue, countdown=countdown)
+
+
+def poll_due(processing_id: int, *, queue: str, countdown: float | None = None) -> None:
+    """Poll a submitted processing after ``countdown`` seconds, on its work type's queue."""
+    send_after_commit(TaskName.PROCESSING_POLL, processing_id, queue=queue, countdown=countdown)
+
+
+def transform_changed(transform_id: int) -> None:
+    """A processing ended or a content changed state: the roll-up decides what comes next."""
+    send_after_commit(TaskName.TRANSFORM_ROLLUP, transform_id)
+
+
+def request_stop_requested(request_id: int) -> None:
+    """Abort, finish or expiry was recorded: the control step stops the outside work."""
+    send_after_commit(TaskName.REQUEST_CONTROL, request_id)
+
+
+def expiry_backlog_remains() -> None:
+    """The lifetime sweep expired a full batch: take the next one now rather than at the next beat."""
+    send_after_commit(TaskName.REQUESTS_EXPIRE_OVERDUE)
+
+
+def messages_written() -> None:
+    """New outbox rows: ask for a conductor run after commit, unless a conductor is running.
+
+    A conductor that holds its lease reads the outbox once more before it lets go (see
+    ``messages_deliver``), so it delivers these too: a run requested now would only find the lease
+    taken. That was half of all conductor runs in bench/carousel.py.
+    """
+    transaction.on_commit(_wake_conductor)
+
+
+def _wake_conductor() -> None:
+    if not AgentLease.is_held(CONDUCTOR_LEASE):
+        send_now(TaskName.MESSAGES_DELIVER)
