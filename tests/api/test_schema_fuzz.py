@@ -1,0 +1,125 @@
+"""Schemathesis against the served schema (/api/schema/): every check, authenticated, bounded.
+
+The API runs in-process through its WSGI application, not behind ``live_server``: each example
+is a real HTTP request through Django's whole stack (middleware, auth, parser, views, PostgreSQL),
+without a server thread, and inside pytest-django's per-test transaction, so the fuzzer's
+objects vanish with the test and no Celery worker is needed (hand-offs run only on commit).
+The schema is read once at collection (one test per operation); it needs no database.
+
+Goal: 0 server errors, 0 response-schema mismatches, every status the server gives documented.
+Operations whose failures belong to another branch are listed in ``KNOWN_ELSEWHERE`` (empty when
+nothing is excluded); remove an entry once its fix is merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import hypothesis
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from schemathesis.config import SchemathesisConfig
+
+from idds_site.wsgi import application
+
+# Examples per operation and phase: ~40 operations x 25 examples keep the run well under 2 minutes.
+MAX_EXAMPLES = 25
+# The stateful phase: scenarios of at most this many steps, each starting from a request it created.
+STATEFUL_EXAMPLES = 30
+STATEFUL_STEPS = 8
+
+# Failing operations owned by another branch ("METHOD /path"); the lead empties this after merging.
+KNOWN_ELSEWHERE: dict[str, str] = {}
+
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "seed": 20261130,
+        "generation": {
+            "max-examples": MAX_EXAMPLES,
+            "mode": "all",
+            # NUL in a string is refused with a 400 on purpose (PostgreSQL cannot store it); the
+            # schema cannot say so for free-form objects, so positive examples leave it out.
+            "allow-x00": False,
+        },
+        "checks": {"enabled": True},
+        "phases": {
+            "examples": {"enabled": True},
+            "coverage": {"enabled": True},
+            "fuzzing": {"enabled": True},
+            "stateful": {"enabled": True, "max-steps": STATEFUL_STEPS},
+        },
+        "operations": [
+            {
+                # request_metadata is an object whose fields the work type named by request_type
+                # validates (README "Work types"); schema-valid bodies may still be refused there.
+                "include-operation-id": "v1_requests_create",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+                    }
+                },
+            },
+        ],
+    }
+)
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/", application, config=CONFIG).exclude(
+    func=lambda ctx: f"{ctx.operation.method.upper()} {ctx.operation.path}" in KNOWN_ELSEWHERE
+)
+
+# The credentials of the current test's user; the ``auth_headers`` fixture fills it.
+CURRENT_AUTHORIZATION: dict[str, str] = {}
+
+
+@schema.auth()
+class FixtureToken:
+    """Authenticates every generated request as the ``api`` fixture's user. Registered as the
+    schema's auth, so the ``ignored_auth`` check knows what to remove or spoil."""
+
+    def get(self, case, context) -> str:
+        return CURRENT_AUTHORIZATION.get("value", "")
+
+    def set(self, case, data: str, context) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": data}
+
+
+@pytest.fixture
+def in_test_transaction(db) -> Iterator[None]:
+    """Requests keep the test's connection, as Django's test client arranges for its own requests:
+    the WSGI handler would otherwise close it (and the test transaction with it) after each one."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def authenticated(api, in_test_transaction) -> Iterator[None]:
+    """Generated requests carry the ``api`` fixture's credentials (see ``FixtureToken``)."""
+    CURRENT_AUTHORIZATION["value"] = api._credentials["HTTP_AUTHORIZATION"]
+    yield
+    CURRENT_AUTHORIZATION.clear()
+
+
+# One transaction spans all examples of an operation on purpose (see the module docstring).
+@schema.parametrize()
+@hypothesis.settings(deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+def test_every_operation_answers_as_documented(case, authenticated):
+    case.call_and_validate()
+
+
+def test_request_lifecycles_follow_the_documented_links(authenticated):
+    """The stateful phase: sequences of create -> read, events, abort/suspend/resume/retry/finish,
+    on the requests this user created (the links of the 201 answer carry their ids)."""
+
+    schema.as_state_machine().run(
+        settings=hypothesis.settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
