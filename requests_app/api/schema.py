@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
 
 from .fields import choices_description
 
@@ -87,11 +88,19 @@ class ChoiceFieldExtension(OpenApiSerializerFieldExtension):
         field = self.target
         enum = field.choices_enum
         if direction == "response":
-            return {
-                "type": "string",
-                "enum": [member.label for member in enum],
-                "description": f"the name; values: {choices_description(enum)}",
-            }
+            # One named component per choice set ("RequestStatusName"), shared by every field using it.
+            component = ResolvedComponent(
+                name=f"{enum.__name__}Name",
+                type=ResolvedComponent.SCHEMA,
+                object=enum,
+                schema={
+                    "type": "string",
+                    "enum": [member.label for member in enum],
+                    "description": f"the name; values: {choices_description(enum)}",
+                },
+            )
+            auto_schema.registry.register_on_missing(component)
+            return component.ref
         values = field.writable_values()
         return {
             "oneOf": [
