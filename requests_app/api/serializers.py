@@ -89,6 +89,13 @@ class RequestCreateSerializer(serializers.Serializer):
     status = BoundedIntegerField(required=False, min_value=0, max_value=0)
     request_metadata = serializers.DictField(help_text="the work type's parameters")
 
+    def validate_request_metadata(self, metadata: dict) -> dict:
+        """A ``workload_id`` given inside the metadata becomes the request's (a bigint column)."""
+        inner = metadata.get("workload_id")
+        if isinstance(inner, int) and not isinstance(inner, bool) and not INT64[0] <= inner <= INT64[1]:
+            raise serializers.ValidationError({"workload_id": f"must be between {INT64[0]} and {INT64[1]}"})
+        return metadata
+
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError(

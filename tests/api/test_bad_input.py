@@ -174,3 +174,14 @@ def test_a_null_owner_is_served_as_null(api):
 
     assert response.status_code == 200
     assert response.json()["results"][0]["owner"] is None
+
+
+def test_a_workload_id_inside_metadata_that_fits_no_column_is_a_400(api):
+    # The HPO work type keeps metadata's workload_id, which then fills the bigint column.
+    body = {"request_type": 4, "request_metadata": {"opt_space": {"lr": [0, 1]}, "workload_id": 10**30}}
+
+    response = submit_raw(api, json.dumps(body))
+
+    assert response.status_code == 400, response.content
+    assert "must be between" in response.json()["errors"]["request_metadata.workload_id"]
+    assert not Request.objects.exists()
