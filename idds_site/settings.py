@@ -216,8 +216,6 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Native REST API: requests, transforms, processings, collections, contents, messages.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Non-blank string inputs say so (minLength 1), as the serializers enforce.
-    "ENFORCE_NON_BLANK_FIELDS": True,
     # The error answers (one Error component) and request links are added by method and kind.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

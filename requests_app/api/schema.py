@@ -67,15 +67,18 @@ NOT_ONLY_WHITESPACE = f"[^{_STRIPPED}]"
 
 
 class CharFieldExtension(OpenApiSerializerFieldExtension):
-    """DRF's CharField as inferred, plus: a required, trimmed input has a non-whitespace character."""
+    """DRF's CharField as inferred, plus, for inputs that may not be blank: at least one character, and
+    one that is not whitespace when the field trims it. (Outputs may be blank: no such constraint.)"""
 
     target_class = "rest_framework.fields.CharField"
 
     def map_serializer_field(self, auto_schema, direction: str) -> dict[str, Any]:
         field = self.target
         schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
-        if direction == "request" and not field.allow_blank and field.trim_whitespace and "pattern" not in schema:
-            schema["pattern"] = NOT_ONLY_WHITESPACE
+        if direction == "request" and not field.allow_blank:
+            schema.setdefault("minLength", 1)
+            if field.trim_whitespace and "pattern" not in schema:
+                schema["pattern"] = NOT_ONLY_WHITESPACE
         return schema
 
 
