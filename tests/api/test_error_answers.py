@@ -6,7 +6,10 @@ import logging
 import re
 
 import pytest
+from django.db import DataError
 from django.test import Client
+
+from requests_app.api.exceptions import exception_handler
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.api.urls_with_failing_view")]
 
@@ -55,3 +58,13 @@ def test_an_unauthenticated_call_is_a_json_401(client_seeing_responses):
 
     assert response.status_code == 401
     assert response.json()["error"]
+
+
+def test_input_the_database_refuses_is_still_a_400_and_is_logged_as_a_gap(caplog):
+    # The safety net behind the validators: a DataError is the client's input, logged to be closed.
+    with caplog.at_level(logging.WARNING, logger="idds.api.errors"):
+        response = exception_handler(DataError("integer out of range\nDETAIL: ..."), {})
+
+    assert response.status_code == 400
+    assert response.data == {"error": "a value does not fit the database: integer out of range"}
+    assert "input refused by the database" in caplog.text
