@@ -4,8 +4,10 @@
   the name, and the description lists which value is which name.
 - Every operation documents the errors it can answer, in one ``Error`` component: 401/403 where
   authentication is required, 400 where a body or query parameters are read, 404 where the path
-  names an object, 409 where a write on an object can conflict with its state. They are added by
-  method and kind here (a postprocessing hook), so a new view cannot forget them.
+  names an object (or a cursor the server did not write), 409 where a write on an object can
+  conflict with its state, 415 where a JSON body is read. They are added by method and kind here
+  (a postprocessing hook), so a new view cannot forget them.
+- ``CharField`` inputs that may not be blank: minLength 1 and a non-whitespace character.
 - Links from a created request to its detail and verbs, which drive the stateful fuzzing phase.
 """
 
@@ -44,6 +46,7 @@ ERROR_DESCRIPTIONS = {
     "403": "Authenticated, but not allowed to do this.",
     "404": "No such object, the path does not name one, or the cursor is not one the server gave.",
     "409": "The object's current state does not allow this (e.g. an illegal status transition).",
+    "415": "The body is not `application/json`.",
 }
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 # Request bodies whose serializer refuses unknown fields (RequestCreateSerializer.KNOWN).
@@ -134,6 +137,8 @@ def _error_codes(path: str, method: str, operation: dict[str, Any]) -> list[str]
     query_parameters = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
     if "requestBody" in operation or query_parameters:
         codes.append("400")
+    if "requestBody" in operation:
+        codes.append("415")
     # An operation open to anonymous callers lists an empty requirement.
     if operation.get("security") and {} not in operation["security"]:
         codes += ["401", "403"]

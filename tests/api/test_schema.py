@@ -54,6 +54,8 @@ def test_every_operation_documents_the_errors_it_can_answer(schema):
             expected = {"401", "403"}
             if "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", [])):
                 expected.add("400")
+            if "requestBody" in operation:
+                expected.add("415")
             if "{" in path:
                 expected.add("404")
                 if method == "post":
