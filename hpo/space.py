@@ -435,4 +435,11 @@ def _int_bounds(low: float, high: float, where: str) -> tuple[int, int]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float that fits a double (the generators compute in floats)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        # An integer of hundreds of digits: exact in Python, infinite as a double.
+        return False

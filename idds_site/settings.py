@@ -193,6 +193,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Native REST API: requests, transforms, processings, collections, contents, messages.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The error answers (one Error component) and request links are added by method and kind.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "requests_app.api.schema.add_error_responses",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------

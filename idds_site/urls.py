@@ -1,4 +1,7 @@
-"""URL map: native API under /api/v1/, schema and docs, admin, monitor pages."""
+"""URL map: native API under /api/v1/, schema and docs, admin, monitor pages.
+
+Errors raised outside DRF are answered by the handlers below: JSON under /api/, HTML elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -15,3 +18,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+handler400 = "requests_app.api.error_views.bad_request"
+handler403 = "requests_app.api.error_views.permission_denied"
+handler404 = "requests_app.api.error_views.page_not_found"
+handler500 = "requests_app.api.error_views.server_error"

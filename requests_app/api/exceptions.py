@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from requests_app.errors import ApplicationError
+
+from .parsers import UnsafeJSONError
+
+logger = logging.getLogger("idds.api.errors")
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, str]:
@@ -34,6 +40,7 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, str]:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """The JSON error shape for every refusal; None (a logged 500 with an id, see error_views) for bugs."""
     if isinstance(exc, ApplicationError):
         return Response({"error": exc.message, **exc.extra}, status=exc.http_status)
     if isinstance(exc, DjangoValidationError):
@@ -44,6 +51,16 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"error": f"payload too large: {exc}"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         return Response({"error": str(exc) or "not found"}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, UnsafeJSONError):
+        return Response({"error": str(exc.detail), "errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DataError):
+        # Input the validators let through but the database refused (a range or text check missed):
+        # still the client's 400, and a warning with the traceback so the gap gets closed.
+        logger.warning("input refused by the database: %s", exc, exc_info=True)
+        return Response(
+            {"error": f"a value does not fit the database: {str(exc).splitlines()[0]}"},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)

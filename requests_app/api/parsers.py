@@ -1,21 +1,31 @@
-"""A JSON parser whose errors say where the JSON is broken and which enforces the size limit."""
+"""The API's JSON parser: size limit first, then a body checked for what the database cannot store."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from .json_body import MalformedJSON, UnsafeJSON, load_body
+
 
 class PayloadTooLarge(ParseError):
     default_detail = "payload too large"
 
 
+class UnsafeJSONError(ParseError):
+    """A parsed body with a value that cannot be accepted; ``errors`` names it by its JSON path."""
+
+    def __init__(self, error: UnsafeJSON) -> None:
+        super().__init__(f"invalid JSON body: {error}")
+        self.errors = {error.path: error.problem}
+
+
 class StrictJSONParser(JSONParser):
-    """Refuses bodies over ``IDDS_MAX_PAYLOAD_BYTES`` before parsing them, and explains bad JSON."""
+    """Refuses bodies over ``IDDS_MAX_PAYLOAD_BYTES`` unread, malformed JSON with where it breaks, and
+    bodies nested too deep or holding NUL, lone surrogates or non-finite numbers with the value's path."""
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         limit = settings.IDDS_MAX_PAYLOAD_BYTES
@@ -24,9 +34,11 @@ class StrictJSONParser(JSONParser):
             raise PayloadTooLarge(
                 f"payload is larger than the limit of {limit} bytes; split it or raise IDDS_MAX_PAYLOAD_BYTES"
             )
+        if not raw:
+            return {}
         try:
-            return json.loads(raw.decode("utf-8")) if raw else {}
-        except UnicodeDecodeError:
-            raise ParseError("body is not UTF-8 encoded JSON") from None
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+            return load_body(raw)
+        except MalformedJSON as exc:
+            raise ParseError(str(exc)) from None
+        except UnsafeJSON as exc:
+            raise UnsafeJSONError(exc) from None

@@ -17,14 +17,16 @@ from requests_app.models.statuses import (
     RequestStatus,
     RequestType,
 )
+from requests_app.worktypes.registry import known_request_types
 
-from .fields import ChoiceField
+from .fields import INT64, BoundedIntegerField, ChoiceField
 
 
 class RequestSerializer(serializers.ModelSerializer):
     request_id = serializers.IntegerField(source="pk", read_only=True)
     url = serializers.SerializerMethodField()
-    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+    # Requests made by management commands may have no owner.
+    owner = serializers.CharField(source="owner.username", default=None, read_only=True, allow_null=True)
     request_type = ChoiceField(RequestType)
     status = ChoiceField(RequestStatus)
     status_value = serializers.IntegerField(source="status", read_only=True)
@@ -75,17 +77,24 @@ class RequestCreateSerializer(serializers.Serializer):
         "request_metadata",
         "status",
     }
-    request_type = ChoiceField(RequestType)
+    request_type = ChoiceField(RequestType, schema_values=lambda: known_request_types().keys())
     scope = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     requester = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-    workload_id = serializers.IntegerField(required=False, allow_null=True, default=None)
-    priority = serializers.IntegerField(required=False, default=0, min_value=-1_000_000, max_value=1_000_000)
-    lifetime = serializers.IntegerField(required=False, default=30, min_value=1, max_value=3650, help_text="days")
+    workload_id = BoundedIntegerField(column=INT64, required=False, allow_null=True, default=None)
+    priority = BoundedIntegerField(required=False, default=0, min_value=-1_000_000, max_value=1_000_000)
+    lifetime = BoundedIntegerField(required=False, default=30, min_value=1, max_value=3650, help_text="days")
     transform_tag = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     # iDDS clients send "status": 0; accepted for compatibility, a new request is always New.
-    status = serializers.IntegerField(required=False, min_value=0, max_value=0)
+    status = BoundedIntegerField(required=False, min_value=0, max_value=0)
     request_metadata = serializers.DictField(help_text="the work type's parameters")
+
+    def validate_request_metadata(self, metadata: dict) -> dict:
+        """A ``workload_id`` given inside the metadata becomes the request's (a bigint column)."""
+        inner = metadata.get("workload_id")
+        if isinstance(inner, int) and not isinstance(inner, bool) and not INT64[0] <= inner <= INT64[1]:
+            raise serializers.ValidationError({"workload_id": f"must be between {INT64[0]} and {INT64[1]}"})
+        return metadata
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):

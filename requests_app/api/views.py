@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -11,7 +12,9 @@ from rest_framework.response import Response
 from requests_app.models import Collection, Content, Message, Processing, Request, Transform
 from requests_app.services import requests as request_services
 
-from . import filters, serializers
+# ``schema`` registers the OpenAPI extension of ChoiceField as it is imported.
+from . import filters, schema, serializers  # noqa: F401
+from .fields import INT64, ascii_integer
 from .pagination import AscendingIdCursorPagination
 from .permissions import IsOwnerOrStaffForWrites
 
@@ -24,7 +27,25 @@ ACTIONS = {
 }
 
 
-class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+def id_or_404(value: object) -> int:
+    """A path id as an int; anything that could not be a bigint id is simply not found."""
+    number = ascii_integer(str(value))
+    if number is None or not 1 <= number <= INT64[1]:
+        raise Http404("not found")
+    return number
+
+
+class IdLookupMixin:
+    """Path ids are ASCII digits (other paths do not route) within bigint (others are 404)."""
+
+    lookup_value_regex = "[0-9]+"
+
+    def get_object(self):
+        self.kwargs[self.lookup_field] = id_or_404(self.kwargs[self.lookup_field])
+        return super().get_object()
+
+
+class RequestViewSet(IdLookupMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Requests: submit, list with filters, detail, and the operator actions as POST."""
 
     serializer_class = serializers.RequestSerializer
@@ -34,10 +55,7 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return Request.objects.visible_to(self.request.user).select_related("owner")
 
-    @extend_schema(
-        request=serializers.RequestCreateSerializer,
-        responses={201: serializers.RequestSerializer, 400: OpenApiResponse(description="what is wrong, per field")},
-    )
+    @extend_schema(request=serializers.RequestCreateSerializer, responses={201: serializers.RequestSerializer})
     def create(self, request, *args, **kwargs):
         incoming = serializers.RequestCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -50,33 +68,33 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
     def _act(self, request, pk, name: str) -> Response:
-        obj = get_object_or_404(self.get_queryset(), pk=pk)
+        obj = get_object_or_404(self.get_queryset(), pk=id_or_404(pk))
         self.check_object_permissions(request, obj)
         updated = ACTIONS[name](request=obj, actor=request.user.get_username())
         updated.refresh_from_db()
         return Response(self.get_serializer(updated).data)
 
-    @extend_schema(request=None, responses={200: serializers.RequestSerializer, 409: OpenApiResponse()})
+    @extend_schema(request=None, responses={200: serializers.RequestSerializer})
     @action(detail=True, methods=["post"])
     def abort(self, request, pk=None):
         return self._act(request, pk, "abort")
 
-    @extend_schema(request=None, responses={200: serializers.RequestSerializer, 409: OpenApiResponse()})
+    @extend_schema(request=None, responses={200: serializers.RequestSerializer})
     @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
         return self._act(request, pk, "suspend")
 
-    @extend_schema(request=None, responses={200: serializers.RequestSerializer, 409: OpenApiResponse()})
+    @extend_schema(request=None, responses={200: serializers.RequestSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         return self._act(request, pk, "resume")
 
-    @extend_schema(request=None, responses={200: serializers.RequestSerializer, 409: OpenApiResponse()})
+    @extend_schema(request=None, responses={200: serializers.RequestSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         return self._act(request, pk, "retry")
 
-    @extend_schema(request=None, responses={200: serializers.RequestSerializer, 409: OpenApiResponse()})
+    @extend_schema(request=None, responses={200: serializers.RequestSerializer})
     @action(detail=True, methods=["post"])
     def finish(self, request, pk=None):
         return self._act(request, pk, "finish")
@@ -84,12 +102,12 @@ class RequestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses={200: serializers.EventSerializer(many=True)})
     @action(detail=True, methods=["get"], pagination_class=AscendingIdCursorPagination)
     def events(self, request, pk=None):
-        obj = get_object_or_404(self.get_queryset(), pk=pk)
+        obj = get_object_or_404(self.get_queryset(), pk=id_or_404(pk))
         page = self.paginate_queryset(obj.events.all())
         return self.get_paginated_response(serializers.EventSerializer(page, many=True).data)
 
 
-class TransformViewSet(viewsets.ReadOnlyModelViewSet):
+class TransformViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.TransformSerializer
     filterset_class = filters.TransformFilter
 
@@ -97,7 +115,7 @@ class TransformViewSet(viewsets.ReadOnlyModelViewSet):
         return Transform.objects.all()
 
 
-class ProcessingViewSet(viewsets.ReadOnlyModelViewSet):
+class ProcessingViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.ProcessingSerializer
     filterset_class = filters.ProcessingFilter
 
@@ -105,7 +123,7 @@ class ProcessingViewSet(viewsets.ReadOnlyModelViewSet):
         return Processing.objects.all()
 
 
-class CollectionViewSet(viewsets.ReadOnlyModelViewSet):
+class CollectionViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.CollectionSerializer
     filterset_class = filters.CollectionFilter
 
@@ -113,7 +131,7 @@ class CollectionViewSet(viewsets.ReadOnlyModelViewSet):
         return Collection.objects.all()
 
 
-class ContentViewSet(viewsets.ReadOnlyModelViewSet):
+class ContentViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     """Contents; filter by ``collection`` and ``status`` (a campaign has millions: always page)."""
 
     serializer_class = serializers.ContentSerializer
@@ -124,7 +142,7 @@ class ContentViewSet(viewsets.ReadOnlyModelViewSet):
         return Content.objects.all()
 
 
-class MessageViewSet(viewsets.ReadOnlyModelViewSet):
+class MessageViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     """The outbox; the REST pull for consumers: ``?after=<last msg_pk seen>`` in outbox order."""
 
     serializer_class = serializers.MessageSerializer
