@@ -15,7 +15,7 @@ from requests_app.models import ApiToken, Content, Processing, Transform
 class PointLease(models.Model):
     """A point checked out to a named worker of one principal until ``expires_at``; heartbeats push the expiry.
 
-    An expired lease returns the point to the pool (``hpo.services.leases_expire``), so a worker that died
+    An expired lease returns the point to the pool (``hpo.sweeps.leases_expire``), so a worker that died
     holds nothing for longer than its lease.
     """
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -33,12 +32,11 @@ from requests_app import handoffs
 from requests_app.auth.principals import Principal
 from requests_app.errors import ApplicationError, ConflictError, NotFoundError
 from requests_app.models import Collection, Content, Transform
+from requests_app.models.errorlog import errors_appended
 from requests_app.models.statuses import (
     REQUEST_TERMINAL,
     CollectionRelationType,
     ContentStatus,
-    RequestStatus,
-    RequestType,
 )
 from requests_app.services.contents import contents_apply_updates
 from requests_app.services.transitions import bulk_transition
@@ -65,11 +63,11 @@ def output_collection(transform: Transform) -> Collection:
     return collection
 
 
-def _config(transform: Transform) -> StudyConfig:
+def study_config(transform: Transform) -> StudyConfig:
     return StudyConfig.from_metadata(transform.request.request_metadata)
 
 
-def _apply(transform: Transform, collection: Collection, updates: list[ContentUpdate]) -> int:
+def points_apply_updates(transform: Transform, collection: Collection, updates: list[ContentUpdate]) -> int:
     return contents_apply_updates(
         transform=transform,
         collections={CollectionRelationType.OUTPUT: collection},
@@ -141,7 +139,7 @@ def points_checkout(
         raise ApplicationError(f"count must be between 1 and {MAX_CHECKOUT}")
     if study_has_ended(transform) or not Collection.objects.filter(transform=transform).exists():
         return []
-    seconds = lease_seconds or _config(transform).lease_seconds
+    seconds = lease_seconds or study_config(transform).lease_seconds
     collection = output_collection(transform)
     free = list(
         Content.objects.filter(collection=collection, status=CS.NEW)
@@ -186,7 +184,7 @@ def point_heartbeat(
     if not _is_own_lease(lease, principal, worker) or point.status != CS.PROCESSING:
         holder = "it is leased to another worker" if lease else f"it is {CS(point.status).label}"
         raise ConflictError(f"point {name} is no longer leased to {worker}: {holder}; a late report is still recorded")
-    seconds = lease_seconds or _config(transform).lease_seconds
+    seconds = lease_seconds or study_config(transform).lease_seconds
     lease.expires_at = timezone.now() + timedelta(seconds=seconds)
     lease.heartbeats = F("heartbeats") + 1
     lease.save(update_fields=["expires_at", "heartbeats"])
@@ -250,8 +248,8 @@ def point_report(
     collection = output_collection(transform)
     if point.status == CS.FINAL_FAILED:
         # The table only lets a final failure restart; step through New so counters stay right.
-        _apply(transform, collection, [ContentUpdate(name=point.name, status=CS.NEW)])
-    _apply(
+        points_apply_updates(transform, collection, [ContentUpdate(name=point.name, status=CS.NEW)])
+    points_apply_updates(
         transform,
         collection,
         [
@@ -276,7 +274,7 @@ def point_fail(*, transform: Transform, principal: Principal, name: str, worker:
         raise ConflictError(f"point {name} is {CS(point.status).label}; a failure report does not apply")
     if not _is_own_lease(_lease_of(point), principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may fail it")
-    _return_points(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
+    points_return(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
     handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point
@@ -291,7 +289,7 @@ def point_release(*, transform: Transform, principal: Principal, name: str, work
     lease = _lease_of(point)
     if not _is_own_lease(lease, principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may release it")
-    _apply(transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.NEW)])
+    points_apply_updates(transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.NEW)])
     lease.delete()
     point.refresh_from_db()
     return point
@@ -304,7 +302,7 @@ def point_invalidate(*, transform: Transform, name: str, reason: str = "") -> Co
     if point.status == CS.DELETED:
         return point
     details = {**(point.details or {}), "invalidated": {"reason": reason[:2000], "at": timezone.now().isoformat()}}
-    _apply(
+    points_apply_updates(
         transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.DELETED, details=details)]
     )
     PointLease.objects.filter(content=point).delete()
@@ -313,100 +311,16 @@ def point_invalidate(*, transform: Transform, name: str, reason: str = "") -> Co
     return point
 
 
-def _return_points(transform: Transform, points: list[Content], *, reason: str) -> None:
+def points_return(transform: Transform, points: list[Content], *, reason: str) -> None:
     """Give points back to the pool, or fail those out of retries (inside the caller's transaction)."""
-    budget = _config(transform).point_retries
+    budget = study_config(transform).point_retries
     collection = output_collection(transform)
-    now = timezone.now().isoformat()
     updates = []
     for point in points:
         attempts = point.retries + 1
-        failures = [*(point.details or {}).get("failures", []), {"at": now, "reason": reason}][-10:]
+        failures = errors_appended((point.details or {}).get("failures"), reason, key="reason")
         status = CS.NEW if attempts <= budget else CS.FINAL_FAILED
         updates.append(ContentUpdate(name=point.name, status=status, details={"failures": failures}))
     Content.objects.filter(pk__in=[p.pk for p in points]).update(retries=F("retries") + 1)
-    _apply(transform, collection, updates)
+    points_apply_updates(transform, collection, updates)
     PointLease.objects.filter(content__in=points).delete()
-
-
-# --- the sweep -------------------------------------------------------------------------------------------
-
-
-def leases_expire(*, limit: int = 1000) -> int:
-    """Return points whose lease expired to the pool (or fail them); one transaction per study."""
-    expired = list(
-        PointLease.objects.filter(expires_at__lt=timezone.now())
-        .order_by("expires_at")
-        .values_list("transform_id", flat=True)[:limit]
-    )
-    returned = 0
-    for transform_id in sorted(set(expired)):
-        with transaction.atomic():
-            transform = Transform.objects.select_related("request").get(pk=transform_id)
-            points = list(
-                Content.objects.select_for_update(skip_locked=True)
-                .filter(hpo_lease__transform=transform, hpo_lease__expires_at__lt=timezone.now())
-                .select_related("hpo_lease")
-            )
-            if not points:
-                continue
-            if transform.status in REQUEST_TERMINAL:
-                PointLease.objects.filter(content__in=points).delete()
-                continue
-            workers = Counter(p.hpo_lease.worker for p in points)
-            _return_points(transform, points, reason=f"lease expired ({', '.join(sorted(workers))})")
-            handoffs.transform_changed(transform.pk)
-            returned += len(points)
-    return returned
-
-
-def leases_release_ended() -> int:
-    """Release the leases of studies that ended (finished, failed, aborted) while points were out."""
-    ended = set(
-        PointLease.objects.filter(transform__status__in=REQUEST_TERMINAL).values_list("transform_id", flat=True)
-    )
-    return sum(leases_release(transform=Transform.objects.get(pk=pk)) for pk in ended)
-
-
-def studies_time_out() -> int:
-    """Finish live studies that received no loss for ``study_timeout`` seconds (roll-up decides how)."""
-    live = Transform.objects.filter(
-        transform_type=RequestType.HYPER_PARAMETER_OPT, status=RequestStatus.TRANSFORMING
-    ).select_related("request")
-    enqueued = 0
-    for transform in live:
-        config = _config(transform)
-        if study_idle_seconds(transform) >= config.study_timeout:
-            handoffs.transform_changed(transform.pk)
-            enqueued += 1
-    return enqueued
-
-
-def study_idle_seconds(transform: Transform) -> float:
-    """Seconds since the last loss arrived (or since the study started)."""
-    last = (
-        Content.objects.filter(collection__transform=transform, status=CS.AVAILABLE)
-        .order_by("-status_changed_at")
-        .values_list("status_changed_at", flat=True)
-        .first()
-    )
-    since = last or transform.created_at
-    return (timezone.now() - since).total_seconds()
-
-
-def leases_release(*, transform: Transform) -> int:
-    """Abort: drop every lease of the study and put leased points back to New (so nothing stays held)."""
-    with transaction.atomic():
-        points = list(Content.objects.filter(hpo_lease__transform=transform))
-        if points:
-            _apply(transform, output_collection(transform), [ContentUpdate(name=p.name, status=CS.NEW) for p in points])
-        return PointLease.objects.filter(transform=transform).delete()[0]
-
-
-def studies_sweep() -> dict[str, int]:
-    """The periodic HPO safety net: expired leases, leases of ended studies, idle studies."""
-    return {
-        "leases_expired": leases_expire(),
-        "leases_released": leases_release_ended(),
-        "studies_timed_out": studies_time_out(),
-    }

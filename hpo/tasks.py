@@ -10,7 +10,7 @@ from celery import shared_task
 
 from hpo.generation import generation_run as run
 from hpo.handoffs import HpoTaskName
-from hpo.services import studies_sweep as sweep
+from hpo.sweeps import studies_sweep as sweep
 
 
 @shared_task(name=HpoTaskName.GENERATION_RUN, acks_late=True, reject_on_worker_lost=True)

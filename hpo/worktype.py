@@ -25,8 +25,9 @@ from django.utils import timezone
 
 from hpo.handoffs import HPO_QUEUE, generation_requested
 from hpo.models import Generation
-from hpo.services import leases_release, point_path, study_idle_seconds
+from hpo.services import point_path
 from hpo.study import StudyConfig, study_validate
+from hpo.sweeps import leases_release, study_idle_seconds
 from requests_app.models import Content, Processing, Transform
 from requests_app.models.statuses import (
     PROCESSING_TERMINAL,

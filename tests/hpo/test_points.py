@@ -8,7 +8,7 @@ import pytest
 
 from hpo.generation import study_history
 from hpo.models import PointLease
-from hpo.services import studies_sweep as sweep
+from hpo.sweeps import studies_sweep as sweep
 from requests_app.models import Content
 from requests_app.models.statuses import ContentStatus, RequestStatus
 from tests.conftest import wait_for

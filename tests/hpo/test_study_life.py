@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hpo.models import PointLease
-from hpo.services import studies_sweep
+from hpo.sweeps import studies_sweep
 from requests_app.models import Content, Event, Message, Processing, Request
 from requests_app.models.statuses import CollectionRelationType, ContentStatus, ProcessingStatus, RequestStatus
 from tests.conftest import wait_for
