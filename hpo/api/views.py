@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils.decorators import method_decorator
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -65,18 +65,16 @@ class StudyViewSet(viewsets.GenericViewSet):
         return Response(study_selectors.study_summary(transform=self._study(write=False)))
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("status", str, description="New, Processing, Available, Failed, FinalFailed, Deleted"),
-            OpenApiParameter("worker", str, description="points leased to or reported by this worker"),
-            OpenApiParameter("limit", int, description="at most this many points, 1 to 10000 (default 1000)"),
-        ],
+        parameters=[serializers.PointsQuery],
         responses={200: serializers.PointSerializer(many=True), **error_responses(400, 403)},
     )
     @action(detail=True, methods=["get"])
     def points(self, request, request_id: str) -> Response:
         """Points in id order, filtered by status and worker."""
         transform = self._study(write=False)
-        query = self._input(serializers.PointsQuery, request.query_params)
+        # A plain dict, not the QueryDict: DRF reads an empty HTML-form value as "not given", and the
+        # schema says an empty ``status`` or ``worker`` is invalid.
+        query = self._input(serializers.PointsQuery, request.query_params.dict())
         queryset = Content.objects.filter(
             collection__transform=transform, collection__relation_type=CollectionRelationType.OUTPUT
         ).select_related("hpo_lease")

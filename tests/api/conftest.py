@@ -12,15 +12,7 @@ LIVE_STUDY_TEST = "test_hpo_operations_on_a_live_study_answer_as_documented"
 HPO_PREFIX = "/api/v1/hpo/"
 
 # "METHOD /path" -> why it fails and where it is fixed.
-KNOWN_ELSEWHERE: dict[str, str] = {
-    "GET /api/v1/hpo/studies/{request_id}/points/": (
-        "hpo/api (auth branch): answers a bare list where the schema says a paginated object, and a "
-        "`status` outside the documented names is a 400 where the schema says any string"
-    ),
-    "POST /api/v1/hpo/studies/{request_id}/checkout/": (
-        "hpo/api (auth branch): answers a bare list where the schema says a paginated object"
-    ),
-}
+KNOWN_ELSEWHERE: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config, items) -> None:

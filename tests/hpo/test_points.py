@@ -187,7 +187,7 @@ def test_points_can_be_filtered_by_status_and_worker(api):
 
     # when
     leased = api.get(f"/api/v1/hpo/studies/{request_id}/points/?status=Processing&worker=me").json()
-    free = api.get(f"/api/v1/hpo/studies/{request_id}/points/?status=new").json()
+    free = api.get(f"/api/v1/hpo/studies/{request_id}/points/?status=New").json()
     bad = api.get(f"/api/v1/hpo/studies/{request_id}/points/?status=Evaluated")
 
     # then

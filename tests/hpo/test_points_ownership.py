@@ -190,7 +190,8 @@ def test_bad_worker_names_and_metrics_are_400_and_change_nothing(api):
     # then
     for field, response in answers.items():
         assert response.status_code == 400, field
-        assert field.strip() in response.json()["errors"]
+        # The field itself, or a path inside it (the JSON reader names where a NUL sits).
+        assert any(name.split(".")[0] == field.strip() for name in response.json()["errors"]), field
     assert too_big.status_code == 404
     assert snapshot(request_id) == before
 
