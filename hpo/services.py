@@ -43,7 +43,6 @@ from requests_app.services.transitions import bulk_transition
 from requests_app.worktypes.base import ContentUpdate
 from requests_app.worktypes.registry import get_work_type
 
-CS = ContentStatus
 #: Points a worker may take in one checkout.
 MAX_CHECKOUT = 100
 #: A worker id is echoed in leases and audit entries.
@@ -142,7 +141,7 @@ def points_checkout(
     seconds = lease_seconds or study_config(transform).lease_seconds
     collection = output_collection(transform)
     free = list(
-        Content.objects.filter(collection=collection, status=CS.NEW)
+        Content.objects.filter(collection=collection, status=ContentStatus.NEW)
         .order_by("id")
         .select_for_update(skip_locked=True, of=("self",))[: int(count)]
     )
@@ -151,7 +150,9 @@ def points_checkout(
     now = timezone.now()
     # New -> Processing moves no counter and announces nothing, so it skips contents_apply_updates: that would
     # UPDATE the collection row (zero deltas) and serialise every concurrent checkout on its lock.
-    bulk_transition(Content.objects.filter(pk__in=[p.pk for p in free]), CS.PROCESSING, status_changed_at=now)
+    bulk_transition(
+        Content.objects.filter(pk__in=[p.pk for p in free]), ContentStatus.PROCESSING, status_changed_at=now
+    )
     PointLease.objects.filter(content__in=free).delete()
     PointLease.objects.bulk_create(
         [
@@ -168,7 +169,7 @@ def points_checkout(
         ]
     )
     for point in free:
-        point.status = CS.PROCESSING
+        point.status = ContentStatus.PROCESSING
     return free
 
 
@@ -181,8 +182,8 @@ def point_heartbeat(
     _refuse_if_ended(transform, f"a heartbeat for point {name}")
     point = _locked_point(transform, name)
     lease = _lease_of(point)
-    if not _is_own_lease(lease, principal, worker) or point.status != CS.PROCESSING:
-        holder = "it is leased to another worker" if lease else f"it is {CS(point.status).label}"
+    if not _is_own_lease(lease, principal, worker) or point.status != ContentStatus.PROCESSING:
+        holder = "it is leased to another worker" if lease else f"it is {ContentStatus(point.status).label}"
         raise ConflictError(f"point {name} is no longer leased to {worker}: {holder}; a late report is still recorded")
     seconds = lease_seconds or study_config(transform).lease_seconds
     lease.expires_at = timezone.now() + timedelta(seconds=seconds)
@@ -224,14 +225,14 @@ def point_report(
     _refuse_if_ended(transform, f"a report for point {name}")
     point = _locked_point(transform, name)
     details = dict(point.details or {})
-    if point.status == CS.AVAILABLE:
+    if point.status == ContentStatus.AVAILABLE:
         if details.get("loss") == loss:
             return point, False
         raise ConflictError(
             f"point {name} already has loss {details.get('loss')}; a different loss ({loss}) is refused",
             extra={"loss": details.get("loss")},
         )
-    if point.status == CS.DELETED:
+    if point.status == ContentStatus.DELETED:
         raise ConflictError(f"point {name} was invalidated; its loss is no longer accepted")
     lease = _lease_of(point)
     if lease is not None and not _held_by(lease, principal):
@@ -243,18 +244,21 @@ def point_report(
         metrics=metrics or {},
         reported_by=worker or None,
         reported_at=now.isoformat(),
-        late=bool(late and point.status != CS.NEW),
+        late=bool(late and point.status != ContentStatus.NEW),
     )
     collection = output_collection(transform)
-    if point.status == CS.FINAL_FAILED:
+    if point.status == ContentStatus.FINAL_FAILED:
         # The table only lets a final failure restart; step through New so counters stay right.
-        points_apply_updates(transform, collection, [ContentUpdate(name=point.name, status=CS.NEW)])
+        points_apply_updates(transform, collection, [ContentUpdate(name=point.name, status=ContentStatus.NEW)])
     points_apply_updates(
         transform,
         collection,
         [
             ContentUpdate(
-                name=point.name, status=CS.AVAILABLE, path=point_path(details["parameters"], loss), details=details
+                name=point.name,
+                status=ContentStatus.AVAILABLE,
+                path=point_path(details["parameters"], loss),
+                details=details,
             )
         ],
     )
@@ -270,8 +274,8 @@ def point_fail(*, transform: Transform, principal: Principal, name: str, worker:
     worker = _check_worker(worker)
     _refuse_if_ended(transform, f"a failure report for point {name}")
     point = _locked_point(transform, name)
-    if point.status in (CS.AVAILABLE, CS.DELETED, CS.FINAL_FAILED):
-        raise ConflictError(f"point {name} is {CS(point.status).label}; a failure report does not apply")
+    if point.status in (ContentStatus.AVAILABLE, ContentStatus.DELETED, ContentStatus.FINAL_FAILED):
+        raise ConflictError(f"point {name} is {ContentStatus(point.status).label}; a failure report does not apply")
     if not _is_own_lease(_lease_of(point), principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may fail it")
     points_return(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
@@ -289,7 +293,9 @@ def point_release(*, transform: Transform, principal: Principal, name: str, work
     lease = _lease_of(point)
     if not _is_own_lease(lease, principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may release it")
-    points_apply_updates(transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.NEW)])
+    points_apply_updates(
+        transform, output_collection(transform), [ContentUpdate(name=point.name, status=ContentStatus.NEW)]
+    )
     lease.delete()
     point.refresh_from_db()
     return point
@@ -299,11 +305,13 @@ def point_release(*, transform: Transform, principal: Principal, name: str, work
 def point_invalidate(*, transform: Transform, name: str, reason: str = "") -> Content:
     """Hide a point from the generators (and the budget) while keeping it for audit; idempotent."""
     point = _locked_point(transform, name)
-    if point.status == CS.DELETED:
+    if point.status == ContentStatus.DELETED:
         return point
     details = {**(point.details or {}), "invalidated": {"reason": reason[:2000], "at": timezone.now().isoformat()}}
     points_apply_updates(
-        transform, output_collection(transform), [ContentUpdate(name=point.name, status=CS.DELETED, details=details)]
+        transform,
+        output_collection(transform),
+        [ContentUpdate(name=point.name, status=ContentStatus.DELETED, details=details)],
     )
     PointLease.objects.filter(content=point).delete()
     handoffs.transform_changed(transform.pk)
@@ -319,7 +327,7 @@ def points_return(transform: Transform, points: list[Content], *, reason: str) -
     for point in points:
         attempts = point.retries + 1
         failures = errors_appended((point.details or {}).get("failures"), reason, key="reason")
-        status = CS.NEW if attempts <= budget else CS.FINAL_FAILED
+        status = ContentStatus.NEW if attempts <= budget else ContentStatus.FINAL_FAILED
         updates.append(ContentUpdate(name=point.name, status=status, details={"failures": failures}))
     Content.objects.filter(pk__in=[p.pk for p in points]).update(retries=F("retries") + 1)
     points_apply_updates(transform, collection, updates)

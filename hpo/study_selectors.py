@@ -17,8 +17,6 @@ from requests_app.errors import NotFoundError
 from requests_app.models import Collection, Content, Request, Transform
 from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType, ContentStatus, RequestType
 
-CS = ContentStatus
-
 
 def study_for_request(request_id: int) -> Transform:
     """The HPO transform of a request, or NotFoundError."""
@@ -46,7 +44,7 @@ def study_summary(*, transform: Transform) -> dict[str, Any]:
         dict(Content.objects.filter(collection=collection).values_list("status").annotate(n=Count("id")).order_by())
     )
     best = (
-        Content.objects.filter(collection=collection, status=CS.AVAILABLE)
+        Content.objects.filter(collection=collection, status=ContentStatus.AVAILABLE)
         .order_by("details__loss", "id")
         .values("name", "details")
         .first()
@@ -62,8 +60,8 @@ def study_summary(*, transform: Transform) -> dict[str, Any]:
         "best": {"id": best["name"], "parameters": best["details"]["parameters"], "loss": best["details"]["loss"]}
         if best
         else None,
-        "counts": {CS(status).label: n for status, n in sorted(counts.items())},
-        "points": sum(n for s, n in counts.items() if s != CS.DELETED),
+        "counts": {ContentStatus(status).label: n for status, n in sorted(counts.items())},
+        "points": sum(n for s, n in counts.items() if s != ContentStatus.DELETED),
         "max_points": StudyConfig.from_metadata(request.request_metadata).max_points,
         "generations": generations,
     }

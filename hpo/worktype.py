@@ -49,12 +49,12 @@ from requests_app.worktypes.base import (
     WorkType,
 )
 
-CS = ContentStatus
-PS = ProcessingStatus
 #: Points that still await a loss.
-OUTSTANDING = frozenset({CS.NEW, CS.PROCESSING, CS.MAPPED, CS.FAILED, CS.LOST})
+OUTSTANDING = frozenset(
+    {ContentStatus.NEW, ContentStatus.PROCESSING, ContentStatus.MAPPED, ContentStatus.FAILED, ContentStatus.LOST}
+)
 #: Points that count against max_points (invalidated ones do not).
-COUNTED_EXCLUDE = frozenset({CS.DELETED})
+COUNTED_EXCLUDE = frozenset({ContentStatus.DELETED})
 #: A generation whose task never reported is given up after its time limit plus this margin.
 LOST_GENERATION_MARGIN = 120
 
@@ -66,7 +66,7 @@ class HyperParameterOptWorkType(WorkType):
     name: ClassVar[str] = "hyperparameteropt"
     queue: ClassVar[str] = HPO_QUEUE
     announce_new_contents: ClassVar[bool] = True
-    announced_statuses: ClassVar[frozenset[int]] = frozenset({CS.AVAILABLE})
+    announced_statuses: ClassVar[frozenset[int]] = frozenset({ContentStatus.AVAILABLE})
 
     def validate(self, *, metadata: dict[str, Any], request_fields: dict[str, Any]) -> dict[str, Any]:
         """Cleaned metadata (workload_id and other unknown keys are kept as given)."""
@@ -84,7 +84,7 @@ class HyperParameterOptWorkType(WorkType):
                 name=str(i),
                 scope=scope,
                 content_type=ContentType.PSEUDO_CONTENT,
-                status=CS.NEW if loss is None else CS.AVAILABLE,
+                status=ContentStatus.NEW if loss is None else ContentStatus.AVAILABLE,
                 path=point_path(point, loss),
                 details={"parameters": point, "loss": loss, "provenance": {"generator": "initial", "generation": 0}},
             )
@@ -107,7 +107,7 @@ class HyperParameterOptWorkType(WorkType):
         if created:
             config = StudyConfig.from_metadata(processing.transform.request.request_metadata)
             generation_requested(processing.pk, timeout=config.generator_timeout)
-        return SubmitResult(external_id=f"generation-{number}", first_poll_in=5.0, status=PS.RUNNING)
+        return SubmitResult(external_id=f"generation-{number}", first_poll_in=5.0, status=ProcessingStatus.RUNNING)
 
     def poll(self, processing: Processing) -> PollResult:
         """New points from a finished generation, the failure of a failed one, or wait."""
@@ -117,11 +117,13 @@ class HyperParameterOptWorkType(WorkType):
             started = processing.submitted_at or processing.created_at
             if (timezone.now() - started).total_seconds() > config.generator_timeout + LOST_GENERATION_MARGIN:
                 return PollResult(
-                    status=PS.FAILED, error="the generator run was lost (no result within its time limit)"
+                    status=ProcessingStatus.FAILED, error="the generator run was lost (no result within its time limit)"
                 )
             return PollResult(next_poll_in=2.0)
         if generation.status == Generation.Status.FAILED:
-            return PollResult(status=PS.FAILED, error=generation.error, metadata={"generator": generation.details})
+            return PollResult(
+                status=ProcessingStatus.FAILED, error=generation.error, metadata={"generator": generation.details}
+            )
         start = Content.objects.filter(
             collection__transform=processing.transform, collection__relation_type=CollectionRelationType.OUTPUT
         ).count()
@@ -138,7 +140,9 @@ class HyperParameterOptWorkType(WorkType):
             for i, point in enumerate(generation.points)
         ]
         return PollResult(
-            new_contents=contents, status=PS.FINISHED, metadata={"points": len(contents), "seconds": generation.seconds}
+            new_contents=contents,
+            status=ProcessingStatus.FINISHED,
+            metadata={"points": len(contents), "seconds": generation.seconds},
         )
 
     def decide(self, transform: Transform) -> Decision:
@@ -160,11 +164,11 @@ class HyperParameterOptWorkType(WorkType):
         )
         total = sum(n for status, n in counts.items() if status not in COUNTED_EXCLUDE)
         outstanding = sum(counts[s] for s in OUTSTANDING)
-        evaluated = counts[CS.AVAILABLE]
+        evaluated = counts[ContentStatus.AVAILABLE]
         last_output = self._last_output(transform)
         failures = 0
         for status, _, _ in reversed(processings):
-            if status != PS.FAILED:
+            if status != ProcessingStatus.FAILED:
                 break
             failures += 1
         if failures >= config.max_generator_failures:
@@ -178,7 +182,9 @@ class HyperParameterOptWorkType(WorkType):
             status = RequestStatus.SUBFINISHED if evaluated else RequestStatus.FAILED
             return Decision.done(status, output=last_output, reason=f"timed out: no loss for {config.study_timeout} s")
         generator_done = (
-            bool(processings) and processings[-1][0] == PS.FINISHED and processings[-1][1].get("points") == 0
+            bool(processings)
+            and processings[-1][0] == ProcessingStatus.FINISHED
+            and processings[-1][1].get("points") == 0
         )
         if generator_done or total >= config.max_points:
             if outstanding:

@@ -50,56 +50,144 @@ class RequestStatus(models.IntegerChoices):
     TO_CLOSE = 24, "ToClose"
 
 
-RS = RequestStatus
-REQUEST_TERMINAL = frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED, RS.CANCELLED, RS.EXPIRED})
+REQUEST_TERMINAL = frozenset(
+    {
+        RequestStatus.FINISHED,
+        RequestStatus.SUBFINISHED,
+        RequestStatus.FAILED,
+        RequestStatus.CANCELLED,
+        RequestStatus.EXPIRED,
+    }
+)
 # Statuses in which agents keep working on the request.
-REQUEST_ACTIVE = frozenset({RS.NEW, RS.READY, RS.TRANSFORMING, RS.THROTTLING, RS.TO_RESUME, RS.RESUMING})
+REQUEST_ACTIVE = frozenset(
+    {
+        RequestStatus.NEW,
+        RequestStatus.READY,
+        RequestStatus.TRANSFORMING,
+        RequestStatus.THROTTLING,
+        RequestStatus.TO_RESUME,
+        RequestStatus.RESUMING,
+    }
+)
 # Statuses the watchdog looks after (an agent should be working on them): active, or stopping.
-REQUEST_WATCHED = REQUEST_ACTIVE | {RS.TO_CANCEL, RS.CANCELLING, RS.TO_FINISH, RS.TO_FORCE_FINISH, RS.TERMINATING}
+REQUEST_WATCHED = REQUEST_ACTIVE | {
+    RequestStatus.TO_CANCEL,
+    RequestStatus.CANCELLING,
+    RequestStatus.TO_FINISH,
+    RequestStatus.TO_FORCE_FINISH,
+    RequestStatus.TERMINATING,
+}
 # Expired is there for transforms: an expiring request ends its transforms as Expired directly.
-_CONTROL = {RS.TO_CANCEL, RS.CANCELLED, RS.TO_SUSPEND, RS.SUSPENDED, RS.TO_FINISH, RS.FAILED, RS.TO_EXPIRE, RS.EXPIRED}
+_CONTROL = {
+    RequestStatus.TO_CANCEL,
+    RequestStatus.CANCELLED,
+    RequestStatus.TO_SUSPEND,
+    RequestStatus.SUSPENDED,
+    RequestStatus.TO_FINISH,
+    RequestStatus.FAILED,
+    RequestStatus.TO_EXPIRE,
+    RequestStatus.EXPIRED,
+}
 REQUEST_TRANSITIONS: dict[int, frozenset[int]] = {
-    RS.NEW: frozenset({RS.READY, RS.TRANSFORMING, RS.THROTTLING, *_CONTROL}),
-    RS.READY: frozenset({RS.TRANSFORMING, RS.THROTTLING, *_CONTROL}),
-    RS.THROTTLING: frozenset({RS.NEW, RS.TRANSFORMING, *_CONTROL}),
-    RS.TRANSFORMING: frozenset(
-        {RS.FINISHED, RS.SUBFINISHED, RS.THROTTLING, RS.TO_FORCE_FINISH, RS.TERMINATING, *_CONTROL}
+    RequestStatus.NEW: frozenset(
+        {RequestStatus.READY, RequestStatus.TRANSFORMING, RequestStatus.THROTTLING, *_CONTROL}
     ),
-    RS.TO_CANCEL: frozenset({RS.CANCELLING, RS.CANCELLED}),
-    RS.CANCELLING: frozenset({RS.CANCELLED}),
+    RequestStatus.READY: frozenset({RequestStatus.TRANSFORMING, RequestStatus.THROTTLING, *_CONTROL}),
+    RequestStatus.THROTTLING: frozenset({RequestStatus.NEW, RequestStatus.TRANSFORMING, *_CONTROL}),
+    RequestStatus.TRANSFORMING: frozenset(
+        {
+            RequestStatus.FINISHED,
+            RequestStatus.SUBFINISHED,
+            RequestStatus.THROTTLING,
+            RequestStatus.TO_FORCE_FINISH,
+            RequestStatus.TERMINATING,
+            *_CONTROL,
+        }
+    ),
+    RequestStatus.TO_CANCEL: frozenset({RequestStatus.CANCELLING, RequestStatus.CANCELLED}),
+    RequestStatus.CANCELLING: frozenset({RequestStatus.CANCELLED}),
     # A paused request still has a lifetime: it expires like a running one.
-    RS.TO_SUSPEND: frozenset({RS.SUSPENDING, RS.SUSPENDED, RS.TO_CANCEL, RS.CANCELLED, RS.TO_EXPIRE}),
-    RS.SUSPENDING: frozenset({RS.SUSPENDED}),
-    RS.SUSPENDED: frozenset(
-        {RS.TO_RESUME, RS.RESUMING, RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED, RS.TO_EXPIRE, RS.EXPIRED}
+    RequestStatus.TO_SUSPEND: frozenset(
+        {
+            RequestStatus.SUSPENDING,
+            RequestStatus.SUSPENDED,
+            RequestStatus.TO_CANCEL,
+            RequestStatus.CANCELLED,
+            RequestStatus.TO_EXPIRE,
+        }
     ),
-    RS.TO_RESUME: frozenset({RS.RESUMING, RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED, RS.TO_EXPIRE}),
-    RS.RESUMING: frozenset({RS.TRANSFORMING, RS.NEW, RS.TO_CANCEL, RS.CANCELLED, RS.TO_EXPIRE}),
-    RS.TO_FINISH: frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED, RS.TO_CANCEL, RS.CANCELLED}),
-    RS.TO_FORCE_FINISH: frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED}),
-    RS.TERMINATING: frozenset({RS.FINISHED, RS.SUBFINISHED, RS.FAILED, RS.CANCELLED}),
+    RequestStatus.SUSPENDING: frozenset({RequestStatus.SUSPENDED}),
+    RequestStatus.SUSPENDED: frozenset(
+        {
+            RequestStatus.TO_RESUME,
+            RequestStatus.RESUMING,
+            RequestStatus.TRANSFORMING,
+            RequestStatus.NEW,
+            RequestStatus.TO_CANCEL,
+            RequestStatus.CANCELLED,
+            RequestStatus.TO_EXPIRE,
+            RequestStatus.EXPIRED,
+        }
+    ),
+    RequestStatus.TO_RESUME: frozenset(
+        {
+            RequestStatus.RESUMING,
+            RequestStatus.TRANSFORMING,
+            RequestStatus.NEW,
+            RequestStatus.TO_CANCEL,
+            RequestStatus.CANCELLED,
+            RequestStatus.TO_EXPIRE,
+        }
+    ),
+    RequestStatus.RESUMING: frozenset(
+        {
+            RequestStatus.TRANSFORMING,
+            RequestStatus.NEW,
+            RequestStatus.TO_CANCEL,
+            RequestStatus.CANCELLED,
+            RequestStatus.TO_EXPIRE,
+        }
+    ),
+    RequestStatus.TO_FINISH: frozenset(
+        {
+            RequestStatus.FINISHED,
+            RequestStatus.SUBFINISHED,
+            RequestStatus.FAILED,
+            RequestStatus.TO_CANCEL,
+            RequestStatus.CANCELLED,
+        }
+    ),
+    RequestStatus.TO_FORCE_FINISH: frozenset({RequestStatus.FINISHED, RequestStatus.SUBFINISHED, RequestStatus.FAILED}),
+    RequestStatus.TERMINATING: frozenset(
+        {RequestStatus.FINISHED, RequestStatus.SUBFINISHED, RequestStatus.FAILED, RequestStatus.CANCELLED}
+    ),
     # Finished: every transform ended well before the expiry's control got to them.
-    RS.TO_EXPIRE: frozenset({RS.EXPIRING, RS.EXPIRED, RS.FINISHED}),
-    RS.EXPIRING: frozenset({RS.EXPIRED, RS.FINISHED}),
+    RequestStatus.TO_EXPIRE: frozenset({RequestStatus.EXPIRING, RequestStatus.EXPIRED, RequestStatus.FINISHED}),
+    RequestStatus.EXPIRING: frozenset({RequestStatus.EXPIRED, RequestStatus.FINISHED}),
     # Retry gives a partly failed request another go; Finished and Cancelled are final.
-    RS.SUBFINISHED: frozenset({RS.TO_RESUME, RS.TRANSFORMING}),
-    RS.FAILED: frozenset({RS.TO_RESUME, RS.TRANSFORMING}),
-    RS.FINISHED: frozenset(),
-    RS.CANCELLED: frozenset(),
-    RS.EXPIRED: frozenset(),
+    RequestStatus.SUBFINISHED: frozenset({RequestStatus.TO_RESUME, RequestStatus.TRANSFORMING}),
+    RequestStatus.FAILED: frozenset({RequestStatus.TO_RESUME, RequestStatus.TRANSFORMING}),
+    RequestStatus.FINISHED: frozenset(),
+    RequestStatus.CANCELLED: frozenset(),
+    RequestStatus.EXPIRED: frozenset(),
 }
 for _status in RequestStatus:
-    REQUEST_TRANSITIONS.setdefault(_status, frozenset({RS.TO_CANCEL, RS.CANCELLED, RS.FAILED}))
+    REQUEST_TRANSITIONS.setdefault(
+        _status, frozenset({RequestStatus.TO_CANCEL, RequestStatus.CANCELLED, RequestStatus.FAILED})
+    )
 # Statuses of a request being stopped -> the status it ends in (request_control does the work).
 REQUEST_STOP_END: dict[int, int] = {
-    RS.TO_CANCEL: RS.CANCELLED,
-    RS.CANCELLING: RS.CANCELLED,
-    RS.TO_EXPIRE: RS.EXPIRED,
-    RS.EXPIRING: RS.EXPIRED,
+    RequestStatus.TO_CANCEL: RequestStatus.CANCELLED,
+    RequestStatus.CANCELLING: RequestStatus.CANCELLED,
+    RequestStatus.TO_EXPIRE: RequestStatus.EXPIRED,
+    RequestStatus.EXPIRING: RequestStatus.EXPIRED,
 }
 # Statuses from which a request past its lifetime is expired (the table decides; terminal and
 # already stopping requests are left alone).
-REQUEST_EXPIRABLE = frozenset(status for status, targets in REQUEST_TRANSITIONS.items() if RS.TO_EXPIRE in targets)
+REQUEST_EXPIRABLE = frozenset(
+    status for status, targets in REQUEST_TRANSITIONS.items() if RequestStatus.TO_EXPIRE in targets
+)
 
 
 class ProcessingStatus(models.IntegerChoices):
@@ -117,24 +205,43 @@ class ProcessingStatus(models.IntegerChoices):
     FINISHED_TERM = 11, "FinishedTerm"
 
 
-PS = ProcessingStatus
 PROCESSING_TERMINAL = frozenset(
-    {PS.FINISHED, PS.FAILED, PS.LOST, PS.CANCEL, PS.FINISHED_ON_STEP, PS.FINISHED_ON_EXEC, PS.TIMEOUT, PS.FINISHED_TERM}
+    {
+        ProcessingStatus.FINISHED,
+        ProcessingStatus.FAILED,
+        ProcessingStatus.LOST,
+        ProcessingStatus.CANCEL,
+        ProcessingStatus.FINISHED_ON_STEP,
+        ProcessingStatus.FINISHED_ON_EXEC,
+        ProcessingStatus.TIMEOUT,
+        ProcessingStatus.FINISHED_TERM,
+    }
 )
 # The carrier submits these (Submitting: the submitter died mid-way and its claim expired).
-PROCESSING_SUBMITTABLE = frozenset({PS.NEW, PS.SUBMITTING})
-PROCESSING_POLLABLE = frozenset({PS.SUBMITTED, PS.RUNNING})
-_PS_END = {PS.FINISHED, PS.FAILED, PS.LOST, PS.CANCEL, PS.TIMEOUT, PS.FINISHED_TERM}
+PROCESSING_SUBMITTABLE = frozenset({ProcessingStatus.NEW, ProcessingStatus.SUBMITTING})
+PROCESSING_POLLABLE = frozenset({ProcessingStatus.SUBMITTED, ProcessingStatus.RUNNING})
+_PS_END = {
+    ProcessingStatus.FINISHED,
+    ProcessingStatus.FAILED,
+    ProcessingStatus.LOST,
+    ProcessingStatus.CANCEL,
+    ProcessingStatus.TIMEOUT,
+    ProcessingStatus.FINISHED_TERM,
+}
 PROCESSING_TRANSITIONS: dict[int, frozenset[int]] = {
-    PS.NEW: frozenset({PS.SUBMITTING, PS.CANCEL, PS.FAILED}),
+    ProcessingStatus.NEW: frozenset({ProcessingStatus.SUBMITTING, ProcessingStatus.CANCEL, ProcessingStatus.FAILED}),
     # Submitting -> New: a claim that expired mid-submit hands the processing back.
-    PS.SUBMITTING: frozenset({PS.SUBMITTED, PS.RUNNING, PS.NEW, *_PS_END}),
-    PS.SUBMITTED: frozenset({PS.RUNNING, *_PS_END}),
-    PS.RUNNING: frozenset({PS.FINISHED_ON_STEP, PS.FINISHED_ON_EXEC, *_PS_END}),
+    ProcessingStatus.SUBMITTING: frozenset(
+        {ProcessingStatus.SUBMITTED, ProcessingStatus.RUNNING, ProcessingStatus.NEW, *_PS_END}
+    ),
+    ProcessingStatus.SUBMITTED: frozenset({ProcessingStatus.RUNNING, *_PS_END}),
+    ProcessingStatus.RUNNING: frozenset(
+        {ProcessingStatus.FINISHED_ON_STEP, ProcessingStatus.FINISHED_ON_EXEC, *_PS_END}
+    ),
     # Retry of a failed or lost processing starts it again.
-    PS.FAILED: frozenset({PS.NEW}),
-    PS.LOST: frozenset({PS.NEW}),
-    PS.TIMEOUT: frozenset({PS.NEW}),
+    ProcessingStatus.FAILED: frozenset({ProcessingStatus.NEW}),
+    ProcessingStatus.LOST: frozenset({ProcessingStatus.NEW}),
+    ProcessingStatus.TIMEOUT: frozenset({ProcessingStatus.NEW}),
 }
 for _status in ProcessingStatus:
     PROCESSING_TRANSITIONS.setdefault(_status, frozenset())
@@ -166,19 +273,34 @@ class CollectionStatus(models.IntegerChoices):
     SUSPENDED = 9, "Suspended"
 
 
-CS = CollectionStatus
-COLLECTION_TERMINAL = frozenset({CS.CLOSED, CS.SUBCLOSED, CS.FAILED, CS.DELETED, CS.CANCELLED})
-_CS_LIVE = {CS.NEW, CS.UPDATED, CS.PROCESSING, CS.OPEN, CS.SUSPENDED}
+COLLECTION_TERMINAL = frozenset(
+    {
+        CollectionStatus.CLOSED,
+        CollectionStatus.SUBCLOSED,
+        CollectionStatus.FAILED,
+        CollectionStatus.DELETED,
+        CollectionStatus.CANCELLED,
+    }
+)
+_CS_LIVE = {
+    CollectionStatus.NEW,
+    CollectionStatus.UPDATED,
+    CollectionStatus.PROCESSING,
+    CollectionStatus.OPEN,
+    CollectionStatus.SUSPENDED,
+}
 COLLECTION_TRANSITIONS: dict[int, frozenset[int]] = {
     status: frozenset((_CS_LIVE | COLLECTION_TERMINAL) - {status}) for status in _CS_LIVE
 }
 COLLECTION_TRANSITIONS |= {
     # Retry reopens a partly closed collection; a closed one is final.
-    CS.SUBCLOSED: frozenset({CS.OPEN, CS.PROCESSING, CS.CLOSED}),
-    CS.FAILED: frozenset({CS.OPEN, CS.PROCESSING}),
-    CS.CLOSED: frozenset({CS.DELETED}),
-    CS.CANCELLED: frozenset({CS.DELETED}),
-    CS.DELETED: frozenset(),
+    CollectionStatus.SUBCLOSED: frozenset(
+        {CollectionStatus.OPEN, CollectionStatus.PROCESSING, CollectionStatus.CLOSED}
+    ),
+    CollectionStatus.FAILED: frozenset({CollectionStatus.OPEN, CollectionStatus.PROCESSING}),
+    CollectionStatus.CLOSED: frozenset({CollectionStatus.DELETED}),
+    CollectionStatus.CANCELLED: frozenset({CollectionStatus.DELETED}),
+    CollectionStatus.DELETED: frozenset(),
 }
 
 
@@ -199,20 +321,61 @@ class ContentStatus(models.IntegerChoices):
     MAPPED = 7, "Mapped"
 
 
-CTS = ContentStatus
-CONTENT_TERMINAL = frozenset({CTS.AVAILABLE, CTS.FINAL_FAILED, CTS.DELETED})
+CONTENT_TERMINAL = frozenset({ContentStatus.AVAILABLE, ContentStatus.FINAL_FAILED, ContentStatus.DELETED})
 CONTENT_TRANSITIONS: dict[int, frozenset[int]] = {
-    CTS.NEW: frozenset(
-        {CTS.PROCESSING, CTS.AVAILABLE, CTS.FAILED, CTS.FINAL_FAILED, CTS.LOST, CTS.DELETED, CTS.MAPPED}
+    ContentStatus.NEW: frozenset(
+        {
+            ContentStatus.PROCESSING,
+            ContentStatus.AVAILABLE,
+            ContentStatus.FAILED,
+            ContentStatus.FINAL_FAILED,
+            ContentStatus.LOST,
+            ContentStatus.DELETED,
+            ContentStatus.MAPPED,
+        }
     ),
-    CTS.MAPPED: frozenset({CTS.NEW, CTS.PROCESSING, CTS.AVAILABLE, CTS.FAILED, CTS.FINAL_FAILED, CTS.DELETED}),
-    CTS.PROCESSING: frozenset({CTS.NEW, CTS.AVAILABLE, CTS.FAILED, CTS.FINAL_FAILED, CTS.LOST, CTS.DELETED}),
+    ContentStatus.MAPPED: frozenset(
+        {
+            ContentStatus.NEW,
+            ContentStatus.PROCESSING,
+            ContentStatus.AVAILABLE,
+            ContentStatus.FAILED,
+            ContentStatus.FINAL_FAILED,
+            ContentStatus.DELETED,
+        }
+    ),
+    ContentStatus.PROCESSING: frozenset(
+        {
+            ContentStatus.NEW,
+            ContentStatus.AVAILABLE,
+            ContentStatus.FAILED,
+            ContentStatus.FINAL_FAILED,
+            ContentStatus.LOST,
+            ContentStatus.DELETED,
+        }
+    ),
     # A failed file can be retried (New/Processing) or still arrive late (Available).
-    CTS.FAILED: frozenset({CTS.NEW, CTS.PROCESSING, CTS.AVAILABLE, CTS.FINAL_FAILED, CTS.DELETED}),
-    CTS.LOST: frozenset({CTS.NEW, CTS.PROCESSING, CTS.AVAILABLE, CTS.FINAL_FAILED, CTS.DELETED}),
-    CTS.FINAL_FAILED: frozenset({CTS.NEW, CTS.DELETED}),
-    CTS.AVAILABLE: frozenset({CTS.LOST, CTS.DELETED}),
-    CTS.DELETED: frozenset(),
+    ContentStatus.FAILED: frozenset(
+        {
+            ContentStatus.NEW,
+            ContentStatus.PROCESSING,
+            ContentStatus.AVAILABLE,
+            ContentStatus.FINAL_FAILED,
+            ContentStatus.DELETED,
+        }
+    ),
+    ContentStatus.LOST: frozenset(
+        {
+            ContentStatus.NEW,
+            ContentStatus.PROCESSING,
+            ContentStatus.AVAILABLE,
+            ContentStatus.FINAL_FAILED,
+            ContentStatus.DELETED,
+        }
+    ),
+    ContentStatus.FINAL_FAILED: frozenset({ContentStatus.NEW, ContentStatus.DELETED}),
+    ContentStatus.AVAILABLE: frozenset({ContentStatus.LOST, ContentStatus.DELETED}),
+    ContentStatus.DELETED: frozenset(),
 }
 
 
@@ -223,15 +386,14 @@ class MessageStatus(models.IntegerChoices):
     FAILED = 3, "Failed"
 
 
-MS = MessageStatus
 # The conductor's work: messages not yet confirmed by every sink.
-MESSAGE_UNDELIVERED = frozenset({MS.NEW, MS.FETCHED})
+MESSAGE_UNDELIVERED = frozenset({MessageStatus.NEW, MessageStatus.FETCHED})
 MESSAGE_TRANSITIONS: dict[int, frozenset[int]] = {
-    MS.NEW: frozenset({MS.FETCHED, MS.DELIVERED, MS.FAILED}),
-    MS.FETCHED: frozenset({MS.NEW, MS.DELIVERED, MS.FAILED}),
+    MessageStatus.NEW: frozenset({MessageStatus.FETCHED, MessageStatus.DELIVERED, MessageStatus.FAILED}),
+    MessageStatus.FETCHED: frozenset({MessageStatus.NEW, MessageStatus.DELIVERED, MessageStatus.FAILED}),
     # An operator re-queues a failed message; a delivered one may be re-sent on request.
-    MS.FAILED: frozenset({MS.NEW}),
-    MS.DELIVERED: frozenset({MS.NEW}),
+    MessageStatus.FAILED: frozenset({MessageStatus.NEW}),
+    MessageStatus.DELIVERED: frozenset({MessageStatus.NEW}),
 }
 
 # Colours for status badges in admin and monitor pages (kept next to the choices, STYLE M2).

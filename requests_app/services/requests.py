@@ -38,10 +38,9 @@ from .rollup import request_rollup, transform_finish
 from .transitions import TABLES, check_transition, transition
 
 logger = logging.getLogger(__name__)
-RS = RequestStatus
 # Statuses whose outside work ``request_control`` stops.
-CONTROLLED = frozenset({*REQUEST_STOP_END, RS.TO_FINISH})
-STOP_REASON = {RS.CANCELLED: "aborted", RS.EXPIRED: "lifetime expired"}
+CONTROLLED = frozenset({*REQUEST_STOP_END, RequestStatus.TO_FINISH})
+STOP_REASON = {RequestStatus.CANCELLED: "aborted", RequestStatus.EXPIRED: "lifetime expired"}
 
 
 def request_create(
@@ -88,7 +87,7 @@ def _locked(request: Request) -> Request:
 
 
 def request_abort(*, request: Request, actor: str = "") -> Request:
-    if request.status in (RS.TO_CANCEL, RS.CANCELLING, RS.CANCELLED):
+    if request.status in (RequestStatus.TO_CANCEL, RequestStatus.CANCELLING, RequestStatus.CANCELLED):
         return request
     with transaction.atomic():
         request = _locked(request)
@@ -97,7 +96,7 @@ def request_abort(*, request: Request, actor: str = "") -> Request:
                 f"cannot abort request {request.pk}: it is already {request.get_status_display()}",
                 extra={"current_status": request.get_status_display()},
             )
-        transition(request, RS.TO_CANCEL, reason="abort requested", actor=actor)
+        transition(request, RequestStatus.TO_CANCEL, reason="abort requested", actor=actor)
         handoffs.request_stop_requested(request.pk)
     return request
 
@@ -105,68 +104,74 @@ def request_abort(*, request: Request, actor: str = "") -> Request:
 def request_expire(*, request: Request, actor: str = "lifetime") -> Request:
     """End a request past its lifetime: like abort (outside work stopped by ``request_control``),
     but it ends Expired. Terminal or already stopping requests are left as they are."""
-    if request.status in (RS.TO_EXPIRE, RS.EXPIRING, RS.EXPIRED):
+    if request.status in (RequestStatus.TO_EXPIRE, RequestStatus.EXPIRING, RequestStatus.EXPIRED):
         return request
     with transaction.atomic():
         request = _locked(request)
         if request.status not in REQUEST_EXPIRABLE:
             return request
-        transition(request, RS.TO_EXPIRE, reason=f"lifetime of {request.lifetime} days over", actor=actor)
+        transition(request, RequestStatus.TO_EXPIRE, reason=f"lifetime of {request.lifetime} days over", actor=actor)
         handoffs.request_stop_requested(request.pk)
     return request
 
 
 def request_finish(*, request: Request, actor: str = "") -> Request:
     """Close a request now: stop outside work, keep what is there (Finished or SubFinished)."""
-    if request.status in (RS.TO_FINISH, RS.FINISHED):
+    if request.status in (RequestStatus.TO_FINISH, RequestStatus.FINISHED):
         return request
     with transaction.atomic():
         request = _locked(request)
         if request.status in REQUEST_TERMINAL:
             raise IllegalTransition(f"cannot finish request {request.pk}: it is already {request.get_status_display()}")
-        transition(request, RS.TO_FINISH, reason="finish requested", actor=actor)
+        transition(request, RequestStatus.TO_FINISH, reason="finish requested", actor=actor)
         handoffs.request_stop_requested(request.pk)
     return request
 
 
 def request_suspend(*, request: Request, actor: str = "") -> Request:
     """Pause: agents leave the request's processings alone until it is resumed."""
-    if request.status == RS.SUSPENDED:
+    if request.status == RequestStatus.SUSPENDED:
         return request
     with transaction.atomic():
         request = _locked(request)
-        transition(request, RS.SUSPENDED, reason="suspend requested", actor=actor)
+        transition(request, RequestStatus.SUSPENDED, reason="suspend requested", actor=actor)
     return request
 
 
 def request_resume(*, request: Request, actor: str = "") -> Request:
-    if request.status in REQUEST_ACTIVE and request.status != RS.NEW:
+    if request.status in REQUEST_ACTIVE and request.status != RequestStatus.NEW:
         return request
-    if request.status != RS.SUSPENDED:
-        check_transition(request, RS.TRANSFORMING)
+    if request.status != RequestStatus.SUSPENDED:
+        check_transition(request, RequestStatus.TRANSFORMING)
     with transaction.atomic():
         request = _locked(request)
         has_transforms = request.transforms.exists() or request.joined_transforms.exists()
-        transition(request, RS.TRANSFORMING if has_transforms else RS.NEW, reason="resumed", actor=actor)
+        transition(
+            request, RequestStatus.TRANSFORMING if has_transforms else RequestStatus.NEW, reason="resumed", actor=actor
+        )
         _wake_request(request)
     return request
 
 
 def request_retry(*, request: Request, actor: str = "") -> Request:
     """Give a failed or partly finished request another go: failed processings start again."""
-    if request.status not in (RS.FAILED, RS.SUBFINISHED):
+    if request.status not in (RequestStatus.FAILED, RequestStatus.SUBFINISHED):
         raise IllegalTransition(
             f"cannot retry request {request.pk}: only Failed or SubFinished requests can be retried, "
             f"this one is {request.get_status_display()}"
         )
     with transaction.atomic():
         request = _locked(request)
-        transition(request, RS.TRANSFORMING, reason="retry requested", actor=actor)
+        transition(request, RequestStatus.TRANSFORMING, reason="retry requested", actor=actor)
         for transform in Transform.objects.select_for_update().filter(
-            request=request, status__in=[RS.FAILED, RS.SUBFINISHED]
+            request=request, status__in=[RequestStatus.FAILED, RequestStatus.SUBFINISHED]
         ):
             transition(
-                transform, RS.TRANSFORMING, reason="retry", actor=actor, fields={"retries": transform.retries + 1}
+                transform,
+                RequestStatus.TRANSFORMING,
+                reason="retry",
+                actor=actor,
+                fields={"retries": transform.retries + 1},
             )
             for collection in Collection.objects.filter(transform=transform, status__in=COLLECTION_TERMINAL):
                 if CollectionStatus.OPEN in transition_targets(collection):
@@ -191,7 +196,7 @@ def transition_targets(obj) -> frozenset[int]:
 
 def _wake_request(request: Request) -> None:
     """After resume/retry: hand every waiting step of the request to its agent again."""
-    if request.status == RS.NEW:
+    if request.status == RequestStatus.NEW:
         handoffs.request_accepted(request.pk)
         return
     Processing.objects.filter(
@@ -208,7 +213,7 @@ def _wake_request(request: Request) -> None:
             handoffs.processing_ready(pk, queue=queue)
         else:
             handoffs.poll_due(pk, queue=queue)
-    for pk in Transform.objects.filter(request=request, status=RS.NEW).values_list("pk", flat=True):
+    for pk in Transform.objects.filter(request=request, status=RequestStatus.NEW).values_list("pk", flat=True):
         handoffs.transform_created(pk)
 
 
@@ -247,7 +252,7 @@ def request_control(*, request_id: int) -> str:
                 end, output = stop_end, None
             else:
                 decision = default_decision(transform)
-                end = decision.finish if decision.finish is not None else RS.SUBFINISHED
+                end = decision.finish if decision.finish is not None else RequestStatus.SUBFINISHED
                 output = decision.output
             transform_finish(transform=transform, status=end, output=output, reason="stopped on request")
         # A request that only joined others' transforms leaves them running for the others.

@@ -31,14 +31,13 @@ from .messages import collection_message, messages_write
 from .transitions import transition
 
 logger = logging.getLogger(__name__)
-RS = RequestStatus
 # Transform end status -> what its output collections become.
 COLLECTION_END = {
-    RS.FINISHED: CollectionStatus.CLOSED,
-    RS.SUBFINISHED: CollectionStatus.SUBCLOSED,
-    RS.FAILED: CollectionStatus.FAILED,
-    RS.CANCELLED: CollectionStatus.CANCELLED,
-    RS.EXPIRED: CollectionStatus.CANCELLED,
+    RequestStatus.FINISHED: CollectionStatus.CLOSED,
+    RequestStatus.SUBFINISHED: CollectionStatus.SUBCLOSED,
+    RequestStatus.FAILED: CollectionStatus.FAILED,
+    RequestStatus.CANCELLED: CollectionStatus.CANCELLED,
+    RequestStatus.EXPIRED: CollectionStatus.CANCELLED,
 }
 
 
@@ -50,7 +49,7 @@ def transform_rollup(*, transform_id: int) -> str:
     with transaction.atomic():
         request = Request.objects.select_for_update().get(pk=transform.request_id)
         transform = Transform.objects.select_for_update().get(pk=transform_id)
-        if transform.status in REQUEST_TERMINAL or transform.status == RS.NEW:
+        if transform.status in REQUEST_TERMINAL or transform.status == RequestStatus.NEW:
             return "nothing to do"
         if request.status not in REQUEST_ACTIVE:
             return "request not active"
@@ -62,7 +61,7 @@ def transform_rollup(*, transform_id: int) -> str:
             transform_finish(
                 transform=transform, status=decision.finish, output=decision.output, reason=decision.reason
             )
-            return f"finished {RS(decision.finish).label}"
+            return f"finished {RequestStatus(decision.finish).label}"
     return "waiting"
 
 
@@ -80,7 +79,7 @@ def transform_finish(*, transform: Transform, status: int, output: Any = None, r
             transition(collection, collection_status, reason=reason, actor="rollup")
         if collection.relation_type == CollectionRelationType.OUTPUT:
             outputs.append(collection)
-    if outputs and status != RS.CANCELLED:
+    if outputs and status != RequestStatus.CANCELLED:
         messages_write(
             [collection_message(transform=transform, work_type_name=work_type.name, collections=outputs, output=output)]
         )
@@ -98,19 +97,19 @@ def request_rollup(*, request_id: int) -> None:
     statuses += list(request.joined_transforms.values_list("status", flat=True))
     if not statuses or any(s not in REQUEST_TERMINAL for s in statuses):
         return
-    if all(s == RS.FINISHED for s in statuses):
-        final = RS.FINISHED
-    elif all(s == RS.CANCELLED for s in statuses):
-        final = RS.CANCELLED
-    elif any(s in (RS.FINISHED, RS.SUBFINISHED) for s in statuses):
-        final = RS.SUBFINISHED
+    if all(s == RequestStatus.FINISHED for s in statuses):
+        final = RequestStatus.FINISHED
+    elif all(s == RequestStatus.CANCELLED for s in statuses):
+        final = RequestStatus.CANCELLED
+    elif any(s in (RequestStatus.FINISHED, RequestStatus.SUBFINISHED) for s in statuses):
+        final = RequestStatus.SUBFINISHED
     else:
-        final = RS.FAILED
+        final = RequestStatus.FAILED
     # A request being aborted or expired ends as such, unless all its work finished first.
-    if request.status in REQUEST_STOP_END and final != RS.FINISHED:
+    if request.status in REQUEST_STOP_END and final != RequestStatus.FINISHED:
         final = REQUEST_STOP_END[request.status]
     fields = {}
-    if final in (RS.FAILED, RS.SUBFINISHED):
+    if final in (RequestStatus.FAILED, RequestStatus.SUBFINISHED):
         # The request shows why, so nobody has to dig through transforms and processings.
         fields["errors"] = {"transforms": _transform_errors(request_id)}
     transition(request, final, reason="all transforms ended", actor="rollup", fields=fields)
@@ -118,11 +117,11 @@ def request_rollup(*, request_id: int) -> None:
 
 def _transform_errors(request_id: int) -> dict[str, str]:
     summary = {}
-    for transform in Transform.objects.filter(request_id=request_id).exclude(status=RS.FINISHED):
+    for transform in Transform.objects.filter(request_id=request_id).exclude(status=RequestStatus.FINISHED):
         last = (transform.errors or [{}])[-1].get("error") if transform.errors else None
         if last is None:
             failed = transform.processings.exclude(errors=None).order_by("-id").values_list("errors", flat=True).first()
-            last = failed[-1]["error"] if failed else RS(transform.status).label
+            last = failed[-1]["error"] if failed else RequestStatus(transform.status).label
         summary[str(transform.pk)] = last
     return summary
 
@@ -138,4 +137,4 @@ def transform_fail(*, transform_id: int, reason: str) -> None:
         Transform.objects.filter(pk=transform_id).update(errors=errors_appended(transform.errors, reason))
         for processing in Processing.objects.filter(transform=transform, status=ProcessingStatus.NEW):
             transition(processing, ProcessingStatus.CANCEL, reason=reason, actor="rollup")
-        transform_finish(transform=transform, status=RS.FAILED, reason=reason)
+        transform_finish(transform=transform, status=RequestStatus.FAILED, reason=reason)

@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 # Rows re-enqueued per kind per sweep: enough to drain a backlog in a few sweeps without one
 # sweep flooding the broker.
 SWEEP_LIMIT = 500
-RS = RequestStatus
 
 
 def watchdog_sweep(*, stale_seconds: float | None = None) -> dict[str, int]:
@@ -51,19 +50,26 @@ def watchdog_sweep(*, stale_seconds: float | None = None) -> dict[str, int]:
 
     requeue(
         "requests",
-        Request.objects.filter(status__in=[RS.NEW, RS.THROTTLING], updated_at__lt=stale),
+        Request.objects.filter(status__in=[RequestStatus.NEW, RequestStatus.THROTTLING], updated_at__lt=stale),
         handoffs.request_accepted,
     )
     requeue(
         "controls",
         Request.objects.filter(
-            status__in=[RS.TO_CANCEL, RS.CANCELLING, RS.TO_EXPIRE, RS.EXPIRING, RS.TO_FINISH], updated_at__lt=stale
+            status__in=[
+                RequestStatus.TO_CANCEL,
+                RequestStatus.CANCELLING,
+                RequestStatus.TO_EXPIRE,
+                RequestStatus.EXPIRING,
+                RequestStatus.TO_FINISH,
+            ],
+            updated_at__lt=stale,
         ).values_list("pk", flat=True),
         handoffs.request_stop_requested,
     )
     requeue(
         "transforms",
-        Transform.objects.filter(status=RS.NEW, updated_at__lt=stale),
+        Transform.objects.filter(status=RequestStatus.NEW, updated_at__lt=stale),
         handoffs.transform_created,
     )
     requeue(
@@ -76,7 +82,7 @@ def watchdog_sweep(*, stale_seconds: float | None = None) -> dict[str, int]:
     # Transforms still running although all their processings ended: the roll-up was lost.
     requeue(
         "rollups",
-        Transform.objects.filter(status=RS.TRANSFORMING, updated_at__lt=stale).exclude(
+        Transform.objects.filter(status=RequestStatus.TRANSFORMING, updated_at__lt=stale).exclude(
             processings__status__in=[s for s in ProcessingStatus if s not in PROCESSING_TERMINAL]
         ),
         handoffs.transform_changed,
