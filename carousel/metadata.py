@@ -1,4 +1,4 @@
-"""Validation of stage-in request parameters (IDDS_REFERENCE.md §3), one clear error per field."""
+"""Validation of stage-in request parameters (docs/idds-reference.md §3), one clear error per field."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ RULE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 DAY = 86_400
 # Defaults: restage after three days (the calibrated simulator puts 99 % of the reference campaign
 # on disk in about four, and a throttled dataset's files land within hours of its admission); rules
-# live 15 days while staging (IDDS_REFERENCE.md §5); one extra rule, as the original service did.
+# live 15 days while staging (docs/idds-reference.md §5); one extra rule, as the original service did.
 DEFAULT_MAX_WAITING_TIME = 3 * DAY
 DEFAULT_RULE_LIFETIME = 15 * DAY
 DEFAULT_MAX_EXTRA_RULES = 1

@@ -1,6 +1,6 @@
 """The stage-in work type: a tape dataset staged file by file, each file released as it lands.
 
-Life of a request (DESIGN.md "Data carousel", IDDS_REFERENCE.md §5):
+Life of a request (docs/architecture.md; docs/idds-reference.md §5):
 
 * ``validate``: scope/name, workload_id, rule_id or src_rse/dest_rse, max_waiting_time, lifetime,
   priority (``carousel.metadata``).

@@ -1,4 +1,4 @@
-"""The virtual environment the nevergrad generator runs in (STACK.md: its pins conflict with bayes-opt 3).
+"""The virtual environment the nevergrad generator runs in (its pins conflict with bayes-opt 3).
 
 Every nevergrad >= 1.0.4 pins ``bayesian-optimization==1.4.0`` and older nevergrad cannot import beside
 bayes-opt >= 2, so the two cannot share the service's environment. Nevergrad gets its own venv and runs as a

@@ -50,7 +50,7 @@ MAX_WORKER_LENGTH = 255
 
 
 def point_path(parameters: dict[str, Any], loss: float | None) -> str:
-    """The ``path`` of a point's file message: ``[{params}, loss]`` as JSON (IDDS_REFERENCE.md §2)."""
+    """The ``path`` of a point's file message: ``[{params}, loss]`` as JSON (docs/idds-reference.md §2)."""
     return json.dumps([parameters, loss])
 
 

@@ -1,6 +1,6 @@
 """The HPO search space: parse every accepted form, validate it, and map points to and from the unit cube.
 
-Three request forms are accepted (IDDS_REFERENCE.md §3 plus a native one); all become one ``SearchSpace``.
+Three request forms are accepted (docs/idds-reference.md §3 plus a native one); all become one ``SearchSpace``.
 
 1. Bounds form (the original bayesian generator's)::
 

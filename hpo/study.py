@@ -1,6 +1,6 @@
 """The HPO request metadata: validation into a ``StudyConfig`` and building the study's generator.
 
-Accepted ``request_metadata`` (IDDS_REFERENCE.md §3 plus this service's additions)::
+Accepted ``request_metadata`` (docs/idds-reference.md §3 plus this service's additions)::
 
     opt_space                 required; any form of hpo.space
     method                    random | grid | bayesian (default) | nevergrad; ignored when executable is given

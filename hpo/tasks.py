@@ -1,4 +1,4 @@
-"""HPO Celery tasks: thin adapters to hpo.generation and hpo.services (STYLE T1).
+"""HPO Celery tasks: thin adapters to hpo.generation and hpo.services.
 
 Registered under ``hpo.handoffs.HpoTaskName``; generator runs go to their own queue
 (``hpo_generate``) so slow bayesian or program runs never delay point checkouts and reports.

@@ -1,4 +1,4 @@
-"""Celery tasks of the core: thin adapters from ids to services (STYLE T1).
+"""Celery tasks of the core: thin adapters from ids to services.
 
 Each task is registered under its ``handoffs.TaskName`` and named after the service it runs
 (``transform_plan`` runs ``transformer.transform_plan``). Nothing imports this module but Celery's

@@ -1,4 +1,4 @@
-"""factory_boy factories for the core rows (STYLE Q2)."""
+"""factory_boy factories for the core rows."""
 
 from __future__ import annotations
 

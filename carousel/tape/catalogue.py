@@ -1,6 +1,6 @@
 """Synthetic catalogues: datasets, their files, and where each copy sits on tape.
 
-``reference_campaign()`` reproduces the campaign of IDDS_REFERENCE.md §5 exactly (63 datasets,
+``reference_campaign()`` reproduces the campaign of docs/idds-reference.md §5 exactly (63 datasets,
 426,331 files, 932,290,670,456,064 bytes, ten named ``data15_13tev`` datasets); the rest is drawn
 from a seeded ``random.Random`` so the same seed always gives the same catalogue. ``lay_out``
 places files on cartridges the way tape is written in production: datasets arrive in chunks that

@@ -3,7 +3,7 @@
 Pure functions over plain values (no database), so the simulator, the calibration and the tests
 share them. Times are POSIX seconds in *simulated* time.
 
-The model of a recall (IDDS_REFERENCE.md §5): files are grouped by cartridge and read in tape
+The model of a recall (docs/idds-reference.md §5): files are grouped by cartridge and read in tape
 order; each cartridge goes to the drive that already holds it, else to the drive of its library
 that frees up first (a FIFO queue per library). A cartridge that is not mounted costs a mount;
 each jump along the tape costs positioning proportional to its length (up to ``max_seek``), and

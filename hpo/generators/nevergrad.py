@@ -1,8 +1,9 @@
 """Nevergrad ask/tell, run in nevergrad's own virtual environment through the generator-program contract.
 
-Nevergrad and bayes-opt 3 cannot share one environment (STACK.md), so this generator runs
-``hpo/runners/nevergrad_runner.py`` with the venv's interpreter (``hpo.nevergrad_env``, created on first use or by
-``manage.py setup_nevergrad``) exactly like a user's program: %IN with the history, %OUT with the new points.
+Nevergrad and bayes-opt 3 cannot share one environment (their pins conflict; see the README's
+"Hyperparameter optimisation"), so this generator runs ``hpo/runners/nevergrad_runner.py`` with the venv's
+interpreter (``hpo.nevergrad_env``, created on first use or by ``manage.py setup_nevergrad``) exactly like a
+user's program: %IN with the history, %OUT with the new points.
 It goes through the same sandbox module as users' programs (``requests_app.sandbox``): in bubblewrap with the
 venv bound read-only and the runner copied into the working directory, or, where bubblewrap is missing, on
 the host with the same clean environment and limits.

@@ -1,4 +1,4 @@
-"""The user's own generator program, run with the iDDS %IN/%OUT JSON contract (IDDS_REFERENCE.md §3).
+"""The user's own generator program, run with the iDDS %IN/%OUT JSON contract (docs/idds-reference.md §3).
 
 The program runs in the sandbox of ``requests_app.sandbox`` (docs/sandbox.md), in a fresh working directory::
 

@@ -1,4 +1,4 @@
-"""One exception handler for the API (STYLE A3): every error body is
+"""One exception handler for the API: every error body is
 ``{"error": "<what is wrong and how to fix it>", "errors": {field: problem}?, ...}``."""
 
 from __future__ import annotations

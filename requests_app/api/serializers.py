@@ -1,4 +1,4 @@
-"""Serializers: explicit field lists for reads, an input serializer for submits (STYLE A1)."""
+"""Serializers: explicit field lists for reads, an input serializer for submits."""
 
 from __future__ import annotations
 

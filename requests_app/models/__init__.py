@@ -1,4 +1,4 @@
-"""Data model of the service (DESIGN.md "The data model")."""
+"""Data model of the service (docs/architecture.md)."""
 
 from __future__ import annotations
 

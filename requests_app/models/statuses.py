@@ -1,4 +1,4 @@
-"""Status sets with the iDDS integer values (IDDS_REFERENCE.md §1) and their allowed transitions.
+"""Status sets with the iDDS integer values (docs/idds-reference.md §1) and their allowed transitions.
 
 Integers are what the iDDS wire protocol carries, so they are what the database stores; the
 labels are the names consumers match on. Each set's transition table sits right below it and is
@@ -396,7 +396,7 @@ MESSAGE_TRANSITIONS: dict[int, frozenset[int]] = {
     MessageStatus.DELIVERED: frozenset({MessageStatus.NEW}),
 }
 
-# Colours for status badges in admin and monitor pages (kept next to the choices, STYLE M2).
+# Colours for status badges in admin and monitor pages (kept next to the choices).
 STATUS_COLOURS = {
     "New": "#6c757d",
     "Ready": "#0d6efd",

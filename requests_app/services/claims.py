@@ -1,4 +1,4 @@
-"""Claims on processings: compare-and-swap with expiry (STYLE T6), never a lock flag."""
+"""Claims on processings: compare-and-swap with expiry, never a lock flag."""
 
 from __future__ import annotations
 

@@ -50,6 +50,6 @@ def requests_expire_overdue(*, now: datetime | None = None, limit: int = EXPIRE_
         logger.info("expired %d request(s) past their lifetime", expired)
     more_due = len(batch) > limit
     if more_due:
-        # A full batch: take the next one now rather than at the next beat (STYLE T7).
+        # A full batch: take the next one now rather than at the next beat.
         handoffs.expiry_backlog_remains()
     return expired, more_due

@@ -1,4 +1,4 @@
-"""Outbox messages in the shapes consumers match on (IDDS_REFERENCE.md §2).
+"""Outbox messages in the shapes consumers match on (docs/idds-reference.md §2).
 
 Messages are written in the caller's transaction, so a message exists exactly when the state
 change it announces was committed; the conductor is woken after commit.

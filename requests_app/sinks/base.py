@@ -1,4 +1,4 @@
-"""The message-sink interface the conductor delivers through (DESIGN.md "Message sinks").
+"""The message-sink interface the conductor delivers through (docs/architecture.md, "The parts").
 
 A sink gets a batch of outbox messages in outbox order and reports, per message, whether the far
 side confirmed it (a STOMP receipt, an XADD id). The conductor marks a message Delivered only when

@@ -1,4 +1,4 @@
-"""The work-type interface that the agents call without knowing the type (DESIGN.md "Work types").
+"""The work-type interface that the agents call without knowing the type (docs/architecture.md, "Adding a work type").
 
 Life of a request, and which hook each agent calls::
 

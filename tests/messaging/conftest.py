@@ -111,7 +111,7 @@ def stream() -> str:
 
 
 def file_message(index: int, *, files: int = 3, workload_id: int = 777, pad: int = 0) -> OutgoingMessage:
-    """A file_stagein message shaped like the conductor's (IDDS_REFERENCE.md §2)."""
+    """A file_stagein message shaped like the conductor's (docs/idds-reference.md §2)."""
     body: dict[str, Any] = {
         "msg_type": "file_stagein",
         "workload_id": workload_id,
