@@ -95,7 +95,7 @@ class RequestAdmin(ReadOnlyStatusAdmin):
     list_display = ("id", "request_type", "scope", "name", "requester", "workload_id", status_badge, "updated_at")
     list_filter = ("status", "request_type", "created_at")
     search_fields = ("=id", "name", "scope", "requester", "=workload_id")
-    readonly_fields = ("status", "substatus", "errors", "created_at", "updated_at", "owner")
+    readonly_fields = ("status", "errors", "created_at", "updated_at", "owner")
     list_select_related = ("owner",)
     actions = [abort_requests, retry_requests, suspend_requests, resume_requests]
     inlines = [TransformInline]

@@ -30,7 +30,6 @@ class RequestSerializer(serializers.ModelSerializer):
     request_type = ChoiceField(RequestType)
     status = ChoiceField(RequestStatus)
     status_value = serializers.IntegerField(source="status", read_only=True)
-    substatus = ChoiceField(RequestStatus, allow_null=True)
 
     class Meta:
         model = Request
@@ -48,7 +47,6 @@ class RequestSerializer(serializers.ModelSerializer):
             "lifetime",
             "status",
             "status_value",
-            "substatus",
             "request_metadata",
             "processing_metadata",
             "errors",

@@ -9,7 +9,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from requests_app.models import Collection, Content, Message, Processing, Request, Transform
+from requests_app import selectors
 from requests_app.services import requests as request_services
 
 # ``schema`` registers the OpenAPI extension of ChoiceField as it is imported.
@@ -53,7 +53,7 @@ class RequestViewSet(IdLookupMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMo
     permission_classes = [IsOwnerOrStaffForWrites]
 
     def get_queryset(self):
-        return Request.objects.visible_to(self.request.user).select_related("owner")
+        return selectors.request_list(user=self.request.user)
 
     @extend_schema(request=serializers.RequestCreateSerializer, responses={201: serializers.RequestSerializer})
     def create(self, request, *args, **kwargs):
@@ -103,7 +103,7 @@ class RequestViewSet(IdLookupMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMo
     @action(detail=True, methods=["get"], pagination_class=AscendingIdCursorPagination)
     def events(self, request, pk=None):
         obj = get_object_or_404(self.get_queryset(), pk=id_or_404(pk))
-        page = self.paginate_queryset(obj.events.all())
+        page = self.paginate_queryset(selectors.request_events(request=obj))
         return self.get_paginated_response(serializers.EventSerializer(page, many=True).data)
 
 
@@ -112,7 +112,7 @@ class TransformViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = filters.TransformFilter
 
     def get_queryset(self):
-        return Transform.objects.all()
+        return selectors.transform_list()
 
 
 class ProcessingViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
@@ -120,7 +120,7 @@ class ProcessingViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = filters.ProcessingFilter
 
     def get_queryset(self):
-        return Processing.objects.all()
+        return selectors.processing_list()
 
 
 class CollectionViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
@@ -128,7 +128,7 @@ class CollectionViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = filters.CollectionFilter
 
     def get_queryset(self):
-        return Collection.objects.all()
+        return selectors.collection_list()
 
 
 class ContentViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
@@ -139,7 +139,7 @@ class ContentViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = AscendingIdCursorPagination
 
     def get_queryset(self):
-        return Content.objects.all()
+        return selectors.content_list()
 
 
 class MessageViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
@@ -150,4 +150,4 @@ class MessageViewSet(IdLookupMixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = AscendingIdCursorPagination
 
     def get_queryset(self):
-        return Message.objects.all()
+        return selectors.message_list()

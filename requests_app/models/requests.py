@@ -44,7 +44,6 @@ class Request(models.Model):
     priority = models.IntegerField(default=0)
     lifetime = models.IntegerField(default=30, help_text="days")
     status = models.IntegerField(choices=RequestStatus.choices, default=RequestStatus.NEW)
-    substatus = models.IntegerField(choices=RequestStatus.choices, null=True, blank=True)
     request_metadata = models.JSONField(default=dict, blank=True)
     processing_metadata = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(null=True, blank=True)
