@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idds_site.settings")
 
 from hpo.generators import generator_class  # noqa: E402
-from hpo.space import Point, SearchSpace, parse_space  # noqa: E402
+from hpo.space import Point, SearchSpace  # noqa: E402
+from hpo.space_forms import parse_space  # noqa: E402
 
 # --- test functions ------------------------------------------------------------------------------------------
 

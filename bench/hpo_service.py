@@ -132,7 +132,7 @@ def generation_times(histories: list[int]) -> dict[str, dict[str, float]]:
     """Seconds to generate 10 points after each history size, per generator."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idds_site.settings")
     from hpo.generators import generator_class
-    from hpo.space import parse_space
+    from hpo.space_forms import parse_space
 
     space = parse_space(SPACE)
     rng = np.random.default_rng(0)

@@ -32,7 +32,8 @@ from typing import Any
 
 from hpo.generators import GENERATORS, generator_class
 from hpo.generators.base import Generator
-from hpo.space import SearchSpace, parse_space
+from hpo.space import SearchSpace
+from hpo.space_forms import parse_space
 from requests_app import sandbox
 from requests_app.errors import WorkTypeValidationError
 

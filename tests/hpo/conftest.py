@@ -5,7 +5,8 @@ from collections.abc import Callable
 import pytest
 
 from hpo.generators.base import Generator
-from hpo.space import Point, SearchSpace, parse_space
+from hpo.space import Point, SearchSpace
+from hpo.space_forms import parse_space
 
 Objective = Callable[[Point], float]
 

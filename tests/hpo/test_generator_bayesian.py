@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hpo.generators.bayesian import BayesianGenerator
-from hpo.space import parse_space
+from hpo.space_forms import parse_space
 from tests.hpo.conftest import quadratic, run_study
 
 SQUARE = {"x": [0.0, 1.0], "y": [0.0, 1.0]}

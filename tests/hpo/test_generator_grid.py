@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hpo.generators.grid import GridGenerator
-from hpo.space import parse_space
+from hpo.space_forms import parse_space
 from tests.hpo.conftest import run_study
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from hpo.generators.nevergrad import NevergradGenerator
 from hpo.nevergrad_env import default_venv_path, ensure_venv
-from hpo.space import parse_space
+from hpo.space_forms import parse_space
 from tests.hpo.conftest import quadratic, run_study
 
 SPACE = {

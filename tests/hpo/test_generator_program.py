@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from hpo.generators.base import GeneratorError
 from hpo.generators.program import ProgramGenerator, ProgramSpec, run_program
 from hpo.models import Generation
-from hpo.space import parse_space
+from hpo.space_forms import parse_space
 from requests_app.models.statuses import RequestStatus
 from tests.conftest import wait_for
 from tests.hpo.study_helpers import finished, stop_live_studies, submit

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpo.space import parse_space
+from hpo.space_forms import parse_space
 from requests_app.errors import WorkTypeValidationError
 
 MIXED = {
