@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from hpo.generation import study_history
 from hpo.models import PointLease
 from hpo.sweeps import studies_sweep as sweep
-from requests_app.models import Content
-from requests_app.models.statuses import ContentStatus, RequestStatus
+from requests_app.models import Content, Transform
+from requests_app.models.statuses import CollectionRelationType, ContentStatus, RequestStatus
 from tests.conftest import wait_for
 from tests.hpo.study_helpers import checkout, finished, report, stop_live_studies, submit, wait_checkout
 
@@ -22,7 +23,15 @@ def _stop_studies(celery_worker):
 
 
 def point_row(request_id: int, name: str) -> Content:
-    return Content.objects.get(collection__request_id=request_id, collection__relation_type=1, name=name)
+    return Content.objects.get(
+        collection__request_id=request_id, collection__relation_type=CollectionRelationType.OUTPUT, name=name
+    )
+
+
+def expire_lease(request_id: int, name: str) -> None:
+    """Make a point's lease due now, as if its worker had gone quiet (no sleeping against the clock)."""
+    due = timezone.now() - timedelta(seconds=1)
+    assert PointLease.objects.filter(content__name=name, transform__request_id=request_id).update(expires_at=due) == 1
 
 
 def post(api, request_id: int, point: str, verb: str, **body):
@@ -30,16 +39,16 @@ def post(api, request_id: int, point: str, verb: str, **body):
 
 
 def test_an_expired_lease_returns_the_point_and_its_retries_run_out(api):
-    # given a one-second lease and one retry
-    request_id = submit(api, max_points=3, num_points_per_generation=3, lease_seconds=1, point_retries=1)
+    # given one retry
+    request_id = submit(api, max_points=3, num_points_per_generation=3, point_retries=1)
     first = wait_checkout(api, request_id, worker="dies-1")
 
     # when the lease expires twice
-    time.sleep(1.2)
+    expire_lease(request_id, first["id"])
     sweep()
     after_one = point_row(request_id, first["id"])
     again = [p for p in checkout(api, request_id, worker="dies-2", count=3) if p["id"] == first["id"]]
-    time.sleep(1.2)
+    expire_lease(request_id, first["id"])
     sweep()
 
     # then it was reissued once, then failed for good
@@ -54,28 +63,31 @@ def test_an_expired_lease_returns_the_point_and_its_retries_run_out(api):
 
 
 def test_heartbeats_keep_the_lease(api):
-    # given
-    request_id = submit(api, max_points=3, lease_seconds=1)
+    # given a 60 s lease
+    request_id = submit(api, max_points=3, lease_seconds=60)
     point = wait_checkout(api, request_id, worker="alive")
+    lease = PointLease.objects.filter(content__name=point["id"], transform__request_id=request_id)
 
-    # when
+    # when each heartbeat comes just before the lease runs out
     for _ in range(3):
-        time.sleep(0.5)
+        lease.update(expires_at=timezone.now() + timedelta(seconds=0.5))
+        beat_at = timezone.now()
         assert post(api, request_id, point["id"], "heartbeat", worker="alive").status_code == 200
+        # then the lease runs a full period from the heartbeat, and the sweep leaves it alone
+        assert lease.get().expires_at >= beat_at + timedelta(seconds=59)
         sweep()
 
     # then
-    lease = PointLease.objects.get(content__name=point["id"], transform__request_id=request_id)
-    assert lease.worker == "alive"
-    assert lease.heartbeats == 3
+    assert lease.get().worker == "alive"
+    assert lease.get().heartbeats == 3
     assert point_row(request_id, point["id"]).status == ContentStatus.PROCESSING
 
 
 def test_a_late_report_after_the_lease_moved_on_is_recorded(api):
     # given the point went to another worker after the first one's lease expired
-    request_id = submit(api, max_points=2, num_points_per_generation=2, lease_seconds=1)
+    request_id = submit(api, max_points=2, num_points_per_generation=2)
     point = wait_checkout(api, request_id, worker="slow")
-    time.sleep(1.2)
+    expire_lease(request_id, point["id"])
     sweep()
     wait_for(
         lambda: any(p["id"] == point["id"] for p in checkout(api, request_id, worker="fast", count=2)), what="reissue"
@@ -167,12 +179,12 @@ def test_only_the_owner_may_invalidate(api, other_api):
 
 
 def test_a_study_without_losses_times_out(api):
-    # given
-    request_id = submit(api, max_points=5, study_timeout=1)
+    # given a study with no loss since it started, longer ago than its time-out
+    request_id = submit(api, max_points=5, study_timeout=60)
     wait_checkout(api, request_id)
+    Transform.objects.filter(request_id=request_id).update(created_at=timezone.now() - timedelta(seconds=61))
 
     # when
-    time.sleep(1.2)
     sweep()
 
     # then

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 
-from requests_app.models import Message, Request
+from requests_app.models import Event, Message, Request
 from requests_app.models.statuses import MessageStatus, RequestStatus
 from tests.factories import ContentFactory, MessageFactory, ProcessingFactory, RequestFactory
 
@@ -21,8 +22,6 @@ def staff_client(client, staff_user):
 
 
 def test_every_core_model_is_registered():
-    from django.apps import apps
-
     for model in apps.get_app_config("requests_app").get_models():
         assert model in admin.site._registry, model
 
@@ -33,14 +32,26 @@ def test_changelists_and_change_pages_render(staff_client, model):
     processing = ProcessingFactory()
     ContentFactory(collection__transform=processing.transform, collection__request=processing.request)
     MessageFactory(transform=processing.transform, request=processing.request)
+    Event.objects.create(
+        entity="request",
+        entity_id=processing.request_id,
+        request=processing.request,
+        old_status=RequestStatus.NEW,
+        new_status=RequestStatus.TRANSFORMING,
+    )
+    row = apps.get_model("requests_app", model).objects.order_by("pk").first()
 
     # when
-    listing = staff_client.get(f"/admin/requests_app/{model}/", {"q": "1"})
-    filtered = staff_client.get(f"/admin/requests_app/{model}/")
+    searched = staff_client.get(f"/admin/requests_app/{model}/", {"q": str(row.pk)})
+    listing = staff_client.get(f"/admin/requests_app/{model}/")
+    change = staff_client.get(f"/admin/requests_app/{model}/{row.pk}/change/")
 
-    # then
+    # then: the list shows the row, and its change page renders with the row's id on it
+    assert searched.status_code == 200
     assert listing.status_code == 200
-    assert filtered.status_code == 200
+    assert row.pk in [obj.pk for obj in listing.context["cl"].result_list]
+    assert change.status_code == 200
+    assert change.context["original"].pk == row.pk
 
 
 def test_the_abort_action_aborts_through_the_service_and_reports_refusals(staff_client):
