@@ -1,7 +1,7 @@
 """Reference consumer: what a workload system does with iDDS messages.
 
-    python -m requests_app.consumer --stomp 127.0.0.1:61613 --destination /topic/idds [--durable NAME]
-    python -m requests_app.consumer --redis redis://127.0.0.1:6379/0 --stream idds --group jedi
+    python -m tools.consumer --stomp 127.0.0.1:61613 --destination /topic/idds [--durable NAME]
+    python -m tools.consumer --redis redis://127.0.0.1:6379/0 --stream idds --group jedi
 
 It subscribes over STOMP or to a Redis stream (consumer group), drops repeats by message id
 (delivery is at least once), prints the files released per workload and, with ``--jsonl FILE``,
@@ -398,7 +398,7 @@ def parse_hosts(text: str) -> list[tuple[str, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m requests_app.consumer", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.consumer", description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--stomp", type=parse_hosts, metavar="HOST:PORT[,HOST:PORT]", help="STOMP broker(s)")
     where.add_argument("--redis", metavar="URL", help="Redis URL holding the stream")
