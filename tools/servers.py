@@ -13,7 +13,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tools.brokers import apt_install, wait_for_port
+from tools.brokers import apt_install, port_open, wait_for_port
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -85,6 +85,8 @@ class PostgresCluster:
         self._run("pg_ctl", action, "-D", str(self.data), "-l", str(log), "-o", options, "-w", "-t", "60", *extra)
 
     def start(self) -> None:
+        if port_open("127.0.0.1", self.port):
+            return
         if not (POSTGRES_BIN / "initdb").exists():
             apt_install("postgresql")
         self.directory.mkdir(parents=True, exist_ok=True)
