@@ -15,7 +15,11 @@ from pathlib import Path
 
 from tools.brokers import apt_install, port_open, wait_for_port
 
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def postgres_bin() -> Path:
+    """The newest installed PostgreSQL's programs (Debian keeps each major version apart)."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return versions[-1].parent if versions else Path("/usr/lib/postgresql/15/bin")
 
 
 def free_port() -> int:
@@ -72,7 +76,7 @@ class PostgresCluster:
 
     def _run(self, *args: str) -> None:
         subprocess.run(
-            [str(POSTGRES_BIN / args[0]), *args[1:]],
+            [str(postgres_bin() / args[0]), *args[1:]],
             check=True,
             capture_output=True,
             user=self._owner.pw_uid if self._owner else None,
@@ -87,7 +91,7 @@ class PostgresCluster:
     def start(self) -> None:
         if port_open("127.0.0.1", self.port):
             return
-        if not (POSTGRES_BIN / "initdb").exists():
+        if not (postgres_bin() / "initdb").exists():
             apt_install("postgresql")
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._owner is not None:

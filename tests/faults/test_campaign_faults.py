@@ -21,7 +21,7 @@ from requests_app.models.statuses import CollectionRelationType, ContentStatus, 
 from tests.faults.conftest import FAULT_FILES, Database, World, record_figures, wait_until
 
 # How long a server stays down: long enough for every process to notice and retry a few times.
-DOWN_SECONDS = {"redis_restarted": 5.0, "postgres_restarted": 5.0, "stomp_broker_stopped": 20.0}
+DOWN_SECONDS = {"redis_restarted": 5.0, "postgres_restarted": 5.0, "stomp_broker_stopped": 15.0}
 # The stated bound: every request finishes within this long after the fault was repaired. The
 # watchdog re-drives lost hand-offs after IDDS_STALE_SECONDS (30 s) and delivery backs off up to
 # a minute; the rest scales with the campaign on this 2-core machine.
