@@ -96,7 +96,8 @@ FAULTS: dict[str, Callable[[World], None]] = {
 def test_campaign_survives_fault(world: World, fault: str) -> None:
     # given a campaign part-way through staging
     total = world.submit_campaign(FAULT_FILES)
-    assert total >= FAULT_FILES
+    # Scaling the reference campaign's 63 datasets rounds each, so a few files either way.
+    assert total >= FAULT_FILES - 63
     wait_until(lambda: released(world.db) >= total // 10, timeout=600, what="a tenth of the campaign released")
     released_at_fault = released(world.db)
     workers_before = world.service.worker_pids()
