@@ -87,6 +87,9 @@ def start_training_worker(api: Api, study: int, name: str, *command: str) -> sub
 
 
 def held_point(api: Api, study: int, worker: str) -> dict[str, Any] | None:
+    """The point ``worker`` holds; None while it holds none (or the clerk has not made the study yet)."""
+    if api.study(study) is None:
+        return None
     points = api.get(f"hpo/studies/{study}/points/?status=Processing&worker={worker}")
     return points[0] if points else None
 
