@@ -273,14 +273,16 @@ def world(
         env.pop(inherited, None)
 
     jsonl = tmp_path / "consumer.jsonl"
-    consumer_process = subprocess.Popen(
-        [sys.executable, "-m", "tools.consumer", "--stomp", stomp_broker.host_and_port, "--destination", destination]
-        + ["--durable", f"faults-{uuid.uuid4().hex[:8]}", "--jsonl", str(jsonl), "--quiet"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=(tmp_path / "consumer.err").open("wb"),
-        text=True,
-    )
+    with (tmp_path / "consumer.err").open("wb") as consumer_errors:
+        consumer_process = subprocess.Popen(
+            [sys.executable, "-m", "tools.consumer", "--stomp", stomp_broker.host_and_port]
+            + ["--destination", destination, "--durable", f"faults-{uuid.uuid4().hex[:8]}"]
+            + ["--jsonl", str(jsonl), "--quiet"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=consumer_errors,
+            text=True,
+        )
     consumer = Consumer(consumer_process, jsonl)
     service = Service(env, var_dir)
     service.start()
