@@ -226,6 +226,16 @@ class World:
     consumer: Consumer
     env: dict[str, str]
 
+    def state(self) -> dict[str, Any]:
+        """Where the work stands (for failure messages): rows per status, files announced."""
+        tables = ("request", "transform", "processing", "message")
+        state: dict[str, Any] = {
+            table: dict(self.db.rows(f"SELECT status, count(*) FROM requests_app_{table} GROUP BY status"))
+            for table in tables
+        }
+        state["files_announced"] = len(set(self.consumer.files_announced()))
+        return state
+
     def submit_campaign(self, files: int) -> int:
         """Submit the reference campaign scaled to ``files``; return its exact file count."""
         command = [sys.executable, "manage.py", "carousel_campaign", "--preset", "reference"]
@@ -241,6 +251,7 @@ def world(
     broker_redis: RedisServer,
     stomp_broker: ActiveMQBroker,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[World]:
     """A fresh database and broker db, the service started and ready, and a consumer subscribed."""
     # A previous test may have left a server stopped by failing half-way.
@@ -252,8 +263,11 @@ def world(
     redis_url = broker_redis.url_for(0)
     subprocess.run(["redis-cli", "-p", str(broker_redis.port), "FLUSHALL"], check=True, capture_output=True)
     destination = f"/topic/idds.faults.{uuid.uuid4().hex[:8]}"
-    var_dir = tmp_path / "var"
-    var_dir.mkdir()
+    # Logs kept under the checkout's var/ (pytest's temporary directories are pruned), one
+    # directory per test, replaced by the next run.
+    var_dir = ROOT / "var" / "faults" / request.node.name
+    shutil.rmtree(var_dir, ignore_errors=True)
+    var_dir.mkdir(parents=True)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "idds_site.settings",

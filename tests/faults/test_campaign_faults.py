@@ -114,9 +114,12 @@ def test_campaign_survives_fault(world: World, fault: str) -> None:
         timeout=FINISH_BOUND_SECONDS,
         what="progress after the repair",
     )
-    finished_at = wait_until(
-        lambda: campaign_done(world, total), timeout=FINISH_BOUND_SECONDS, what="the campaign to finish", interval=1
-    )
+    try:
+        finished_at = wait_until(
+            lambda: campaign_done(world, total), timeout=FINISH_BOUND_SECONDS, what="the campaign to finish", interval=1
+        )
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; state: {world.state()}; logs in {world.service.var_dir}") from None
     summary = world.consumer.stop()
 
     # ...and ends with every file Available once and announced once, nothing doubled
