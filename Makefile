@@ -1,16 +1,19 @@
-# Usual targets; everything goes through idds_site/bootstrap.py so a clean clone works.
+# Usual targets; everything goes through tools/bootstrap.py so a clean clone works.
 PY := .venv/bin/python
 
-.PHONY: demo test serve lint format migrate-check worker beat web bench-pipeline
+.PHONY: demo test faults serve lint format migrate-check worker beat web bench-pipeline
 
 demo:          ## the service and a demo on the embedded default (SQLite, filesystem broker)
-	python3 idds_site/bootstrap.py demo
+	python3 tools/bootstrap.py demo
 
-test:          ## the test suite on PostgreSQL + Redis (started if not running)
-	python3 idds_site/bootstrap.py test
+test:          ## the test suite on PostgreSQL + Redis (started if not running), fault suite at reduced size
+	python3 tools/bootstrap.py test
+
+faults:        ## the fault suite alone at full size: 50,000-file campaigns (about 15 minutes here)
+	IDDS_FAULT_FILES=50000 python3 tools/bootstrap.py test tests/faults -m faults
 
 serve:         ## web + worker + beat with the configuration in the environment
-	python3 idds_site/bootstrap.py serve
+	python3 tools/bootstrap.py serve
 
 lint:
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

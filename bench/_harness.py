@@ -14,6 +14,8 @@ from pathlib import Path
 import psycopg2
 import redis
 
+from tools.servers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -44,12 +46,6 @@ def reset_database(env: dict[str, str]) -> None:
     admin.close()
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Service:

@@ -29,28 +29,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._harness import PYTHON, ROOT, Service, bench_env, reset_database, wait_until_settled  # noqa: E402
+from bench._harness import (  # noqa: E402
+    PYTHON,
+    ROOT,
+    Service,
+    bench_env,
+    reset_database,
+    wait_until_settled,
+)
+from tools.servers import process_tree  # noqa: E402
 
 REFERENCE_FILES = 426_331
-
-
-def _process_tree(root_pid: int) -> list[int]:
-    """The pids of ``root_pid`` and its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry.name))
-    found, stack = [], [root_pid]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        stack.extend(children.get(pid, []))
-    return found
 
 
 def _rss_mb(pid: int) -> float:
@@ -105,7 +94,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.wait(0.5):
-            tree = _process_tree(self.root_pid)
+            tree = process_tree(self.root_pid)
             self.worker_cpu_s = max(self.worker_cpu_s, _cpu_seconds(tree))
             for pid in _postgres_backends(self.database):
                 self.postgres_cpu[pid] = max(self.postgres_cpu.get(pid, 0.0), _cpu_seconds([pid]))
@@ -174,7 +163,7 @@ def main() -> None:
     with Service(env, web=False, beat=True, concurrency=args.concurrency) as service:
         database = env["DATABASE_URL"].rsplit("/", 1)[1]
         time.sleep(3)  # let the worker connect before the clock starts
-        worker_cpu_before = _cpu_seconds(_process_tree(service.worker.pid))
+        worker_cpu_before = _cpu_seconds(process_tree(service.worker.pid))
         postgres_before = {pid: _cpu_seconds([pid]) for pid in _postgres_backends(database)}
         sampler = RssSampler(service.worker.pid, database)
         sampler.start()
@@ -182,7 +171,7 @@ def main() -> None:
         campaign_submit(datasets=datasets, campaign="bench", workload_id=1, dest_rse="SIM_DATADISK")
         wait_until_settled(timeout=args.timeout, what="the campaign")
         wall = time.perf_counter() - started
-        worker_cpu = _cpu_seconds(_process_tree(service.worker.pid)) - worker_cpu_before
+        worker_cpu = _cpu_seconds(process_tree(service.worker.pid)) - worker_cpu_before
         sampler.stopped.set()
         sampler.join()
         postgres_cpu = sum(cpu - postgres_before.get(pid, 0.0) for pid, cpu in sampler.postgres_cpu.items())

@@ -54,7 +54,6 @@ from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 from django.db.models import Max  # noqa: E402
 
-from idds_site.brokers import DEFAULT_ACTIVEMQ_STOMP_PORT, ensure_activemq, stop_activemq  # noqa: E402
 from idds_site.celery import app as celery_app  # noqa: E402
 from requests_app.models import Collection, Message, Request, Transform  # noqa: E402
 from requests_app.models.statuses import (  # noqa: E402
@@ -65,6 +64,7 @@ from requests_app.models.statuses import (  # noqa: E402
     RequestType,
 )
 from requests_app.services.messages import FILES_PER_MESSAGE, file_entry, file_messages, messages_write  # noqa: E402
+from tools.brokers import DEFAULT_ACTIVEMQ_STOMP_PORT, ensure_activemq, stop_activemq  # noqa: E402
 
 DESTINATION = "/topic/idds.bench"
 STREAM = "idds-bench"
@@ -140,7 +140,7 @@ def start_worker(sink: str, env: dict[str, str]) -> subprocess.Popen:
 
 def start_consumer(sink: str, env: dict[str, str], jsonl: Path) -> subprocess.Popen:
     """The reference consumer, recording what it receives in ``jsonl``."""
-    command = [sys.executable, "-m", "requests_app.consumer", "--quiet", "--jsonl", str(jsonl)]
+    command = [sys.executable, "-m", "tools.consumer", "--quiet", "--jsonl", str(jsonl)]
     if sink == "stomp":
         command += ["--stomp", f"127.0.0.1:{DEFAULT_ACTIVEMQ_STOMP_PORT}", "--destination", DESTINATION]
     else:

@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idds_site.settings")
 
@@ -23,6 +24,4 @@ def recycle_database_connections(sender: Task | None = None, **_: Any) -> None:
     """
     if sender is not None and getattr(sender.request, "is_eager", False):
         return
-    from django.db import close_old_connections
-
     close_old_connections()

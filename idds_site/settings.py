@@ -221,12 +221,16 @@ IS_FILESYSTEM_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 if IS_FILESYSTEM_BROKER:
     _queue_dir = VAR_DIR / "broker" / "queue"
     _processed_dir = VAR_DIR / "broker" / "processed"
-    _queue_dir.mkdir(parents=True, exist_ok=True)
-    _processed_dir.mkdir(parents=True, exist_ok=True)
+    # kombu writes its exchange bindings to control_folder, by default "control" in the working
+    # directory (which is how a control/ folder once got committed): keep it under var/ too.
+    _control_dir = VAR_DIR / "broker" / "control"
+    for _folder in (_queue_dir, _processed_dir, _control_dir):
+        _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_processed_dir),
+        "control_folder": str(_control_dir),
         "store_processed": False,
         # The transport polls the folder; its 1 s default capped the demo at ~2 tasks/s.
         "polling_interval": 0.05,
@@ -242,6 +246,10 @@ else:
             "than the longest task or countdown. Not used by the filesystem broker.",
         )
     }
+    if CELERY_BROKER_URL.startswith("redis://"):
+        # kombu's Redis transport with the fix that keeps a worker alive across a Redis restart
+        # under load (the reason is in idds_site/redis_transport.py).
+        CELERY_BROKER_TRANSPORT = "idds_site.redis_transport:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]

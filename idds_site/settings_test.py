@@ -1,7 +1,7 @@
 """Test settings: the production settings plus a fast password hasher.
 
 The suite runs on real PostgreSQL and Redis: DATABASE_URL and REDIS_URL must point at them
-(``python3 idds_site/bootstrap.py test`` sets both and starts the servers when needed).
+(``python3 tools/bootstrap.py test`` sets both and starts the servers when needed).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     raise RuntimeError(
         "The test suite runs against PostgreSQL: set DATABASE_URL=postgres://... "
-        "or run `python3 idds_site/bootstrap.py test`, which does it for you."
+        "or run `python3 tools/bootstrap.py test`, which does it for you."
     )
 # Tests create the connection per test; a persistent one would outlive the test database.
 DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -22,17 +19,12 @@ from typing import Any
 
 import pytest
 
-from idds_site.brokers import ActiveMQBroker, apt_install, wait_for_port
-from requests_app.consumer import Recorder, RedisStreamSource, Source, StompSource, consume
 from requests_app.errors import TransientError
 from requests_app.sinks.base import OutgoingMessage, Sink
 from tests.conftest import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tools.brokers import ActiveMQBroker
+from tools.consumer import Recorder, RedisStreamSource, Source, StompSource, consume
+from tools.servers import RedisServer, free_port
 
 
 @pytest.fixture(scope="session")
@@ -52,42 +44,9 @@ def running_activemq(activemq: ActiveMQBroker) -> ActiveMQBroker:
     return activemq
 
 
-class RedisServer:
-    """A private ``redis-server`` that keeps its data across restarts (append-only file, fsync always)."""
-
-    def __init__(self, port: int, directory: Path) -> None:
-        self.port = port
-        self.directory = directory
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            return
-        binary = shutil.which("redis-server")
-        if binary is None:
-            apt_install("redis-server")
-            binary = shutil.which("redis-server") or "redis-server"
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", self.port, timeout=30, process=self.process)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.process = None
-        wait_for_port("127.0.0.1", self.port, timeout=30, closed=True)
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(int(os.environ.get("IDDS_TEST_REDIS_PORT") or free_port()), tmp_path_factory.mktemp("redis"))
+    server = RedisServer(tmp_path_factory.mktemp("redis"), int(os.environ.get("IDDS_TEST_REDIS_PORT") or free_port()))
     server.start()
     yield server
     server.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idds_site.brokers import ActiveMQBroker, BrokerError, ensure_activemq, port_open, stomp_connector
+from tools.brokers import ActiveMQBroker, BrokerError, ensure_activemq, port_open, stomp_connector
 
 
 def test_ensure_activemq_leaves_a_broker_that_already_answers_alone(running_activemq):

@@ -14,13 +14,13 @@ import pytest
 from django.db import transaction
 
 from carousel.tape.catalogue import DatasetSpec, TapeConfig, catalogue_create
-from idds_site.brokers import STOMP_MAX_FRAME_BYTES
 from requests_app.handoffs import TaskName, send_now
 from requests_app.models import Content, Message, Request
 from requests_app.models.statuses import CollectionRelationType, ContentStatus, MessageStatus, RequestStatus
 from requests_app.services import conductor
 from requests_app.services.messages import file_entry, file_messages, messages_write
 from tests.conftest import wait_for
+from tools.brokers import STOMP_MAX_FRAME_BYTES
 
 FILE_BYTES = 2_000_000_000
 

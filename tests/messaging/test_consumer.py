@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from requests_app.consumer import Delivery, Recorder, consume
 from requests_app.sinks.stomp import StompSink
 from tests.messaging.conftest import file_message, free_port
+from tools.consumer import Delivery, Recorder, consume
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def test_it_remembers_ids_across_restarts_through_its_jsonl_file(tmp_path):
 
 def test_it_imports_without_django():
     # given
-    code = "import sys, requests_app.consumer; sys.exit('django' in sys.modules)"
+    code = "import sys, tools.consumer; sys.exit('django' in sys.modules)"
 
     # when
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PATH": os.environ["PATH"]})
@@ -88,7 +88,7 @@ def test_its_command_line_receives_from_stomp_and_prints_a_summary(running_activ
     jsonl = tmp_path / "released.jsonl"
 
     # when: the consumer runs as a workload system would run it
-    command = [sys.executable, "-m", "requests_app.consumer", "--stomp", running_activemq.host_and_port]
+    command = [sys.executable, "-m", "tools.consumer", "--stomp", running_activemq.host_and_port]
     command += ["--destination", queue, "--jsonl", str(jsonl), "--count", "3", "--idle", "60"]
     result = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=120, env={"PATH": os.environ["PATH"]}
@@ -108,7 +108,7 @@ def test_its_command_line_says_where_it_could_not_subscribe():
 
     # when
     result = subprocess.run(
-        [sys.executable, "-m", "requests_app.consumer", "--stomp", address],
+        [sys.executable, "-m", "tools.consumer", "--stomp", address],
         cwd=ROOT,
         capture_output=True,
         text=True,

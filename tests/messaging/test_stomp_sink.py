@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from idds_site.brokers import STOMP_MAX_FRAME_BYTES
 from requests_app.errors import TransientError
 from requests_app.sinks.stomp import MSG_ID_HEADER, StompSink, message_headers, parse_hosts
 from tests.messaging.conftest import file_message, free_port, send_across_a_restart
+from tools.brokers import STOMP_MAX_FRAME_BYTES
 
 
 def make_sink(port: int, destination: str, **kwargs) -> StompSink:
@@ -112,8 +112,8 @@ def test_nothing_is_lost_when_the_broker_stops_mid_way_and_comes_back(
 
 def test_it_works_with_rabbitmq_stomp_too(destination, make_messages):
     # given: RabbitMQ's STOMP plugin on its own port (RabbitMQ itself runs on this machine)
-    from idds_site.brokers import DEFAULT_RABBITMQ_STOMP_PORT, ensure_rabbitmq_stomp
-    from requests_app.consumer import Recorder, StompSource, consume
+    from tools.brokers import DEFAULT_RABBITMQ_STOMP_PORT, ensure_rabbitmq_stomp
+    from tools.consumer import Recorder, StompSource, consume
 
     ensure_rabbitmq_stomp()
     source = StompSource([("127.0.0.1", DEFAULT_RABBITMQ_STOMP_PORT)], destination, user="guest", password="guest")

@@ -1,4 +1,4 @@
-"""run_demo: what `python3 idds_site/bootstrap.py demo` shows once the service is up.
+"""run_demo: what `python3 tools/bootstrap.py demo` shows once the service is up.
 
 A scaled-down data-carousel campaign on the simulated tape system, watched live until done, then
 (when the HPO app provides it) a short hyperparameter optimisation with several workers.

@@ -1,7 +1,7 @@
 """Reference consumer: what a workload system does with iDDS messages.
 
-    python -m requests_app.consumer --stomp 127.0.0.1:61613 --destination /topic/idds [--durable NAME]
-    python -m requests_app.consumer --redis redis://127.0.0.1:6379/0 --stream idds --group jedi
+    python -m tools.consumer --stomp 127.0.0.1:61613 --destination /topic/idds [--durable NAME]
+    python -m tools.consumer --redis redis://127.0.0.1:6379/0 --stream idds --group jedi
 
 It subscribes over STOMP or to a Redis stream (consumer group), drops repeats by message id
 (delivery is at least once), prints the files released per workload and, with ``--jsonl FILE``,
@@ -28,6 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
+
+import redis
+import stomp
 
 logger = logging.getLogger("idds.consumer")
 
@@ -157,8 +160,6 @@ class StompSource:
         selector: str | None = None,
         vhost: str = "/",
     ) -> None:
-        import stomp  # imported here so that a Redis-only consumer does not need stomp.py
-
         self._stomp = stomp
         self.hosts = list(hosts)
         self.destination = destination
@@ -291,8 +292,6 @@ class RedisStreamSource:
     """A consumer in a Redis consumer group; on start it first re-reads its own pending entries."""
 
     def __init__(self, url: str, stream: str, group: str, consumer: str, *, from_beginning: bool = False) -> None:
-        import redis  # imported here so that a STOMP-only consumer does not need redis-py
-
         self._redis = redis
         self.client = redis.Redis.from_url(url, socket_timeout=60)
         self.stream = stream
@@ -398,7 +397,7 @@ def parse_hosts(text: str) -> list[tuple[str, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m requests_app.consumer", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.consumer", description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--stomp", type=parse_hosts, metavar="HOST:PORT[,HOST:PORT]", help="STOMP broker(s)")
     where.add_argument("--redis", metavar="URL", help="Redis URL holding the stream")

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """One entry point for a fresh machine with only Python (standard library only).
 
-    python3 idds_site/bootstrap.py demo    # the service and a demo on the embedded default
-    python3 idds_site/bootstrap.py test    # the test suite on PostgreSQL + Redis (started if needed)
-    python3 idds_site/bootstrap.py serve   # web + worker + beat on whatever the environment says
+    python3 tools/bootstrap.py demo    # the service and a demo on the embedded default
+    python3 tools/bootstrap.py test    # the test suite on PostgreSQL + Redis (started if needed)
+    python3 tools/bootstrap.py serve   # web + worker + beat on whatever the environment says
+
+``demo`` and ``serve`` supervise their processes: one that dies is started again, with back-off.
 
 It creates ``.venv`` and installs the pinned requirements when they changed, so every command
 works from a clean clone.
@@ -19,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +46,22 @@ def ensure_venv(requirements: str) -> None:
         log("creating .venv")
         run(sys.executable, "-m", "venv", VENV)
         run(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
-    files = [ROOT / "requirements.txt", ROOT / requirements]
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     stamp = VENV / f".installed-{requirements}"
-    if stamp.exists() and stamp.read_text() == digest:
+    if stamp.exists() and stamp.read_text() == requirements_digest(requirements):
+        return
+    # requirements-dev.txt starts with -r requirements.txt: a current dev install covers both.
+    dev_stamp = VENV / ".installed-requirements-dev.txt"
+    if dev_stamp.exists() and dev_stamp.read_text() == requirements_digest("requirements-dev.txt"):
         return
     log(f"installing {requirements}")
     run(PYTHON, "-m", "pip", "install", "-q", "-r", ROOT / requirements)
-    stamp.write_text(digest)
+    stamp.write_text(requirements_digest(requirements))
+
+
+def requirements_digest(requirements: str) -> str:
+    """What an install of ``requirements`` (which includes requirements.txt) was made from."""
+    files = [ROOT / "requirements.txt", ROOT / requirements]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -138,43 +149,90 @@ def command_test(extra: list[str]) -> int:
     return run(PYTHON, "-m", "pytest", *extra, env=env, check=False)
 
 
+# A child that dies is started again after a pause that doubles on every quick death, up to a
+# minute; one that ran for RESTART_RESET_AFTER seconds counts as healthy again.
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 60.0
+RESTART_RESET_AFTER = 60.0
+
+
+@dataclass
+class Child:
+    """One supervised process: its command, the running process and its restart back-off."""
+
+    name: str
+    args: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    delay: float = RESTART_FIRST_DELAY
+    restart_at: float | None = None
+
+
 class Processes:
-    """The service's processes, stopped together on exit or Ctrl-C."""
+    """The service's processes under a small supervisor: a child that dies is logged and started
+    again with back-off (no person needed), and all are stopped together on exit or Ctrl-C."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        self.children: list[subprocess.Popen] = []
+        self.log_dir = Path(env.get("IDDS_VAR_DIR", ROOT / "var"))
+        self.children: list[Child] = []
 
     def start(self, name: str, *args: str | Path) -> None:
-        log_file = open(ROOT / "var" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-        self.children.append(
-            subprocess.Popen([str(a) for a in args], cwd=ROOT, env=self.env, stdout=log_file, stderr=log_file)
-        )
-        log(f"started {name} (log: var/{name}.log)")
+        child = Child(name, [str(a) for a in args])
+        self.children.append(child)
+        self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{child.name}.log"
+        with log_path.open("ab") as log_file:
+            child.process = subprocess.Popen(child.args, cwd=ROOT, env=self.env, stdout=log_file, stderr=log_file)
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        log(f"started {child.name} (pid {child.process.pid}, log: {log_path})")
+
+    def supervise_once(self) -> None:
+        """Notice children that died and start those whose back-off has passed."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restarts += 1
+                    self._spawn(child)
+                continue
+            code = child.process.poll() if child.process is not None else None
+            if code is None:
+                continue
+            if now - child.started_at >= RESTART_RESET_AFTER:
+                child.delay = RESTART_FIRST_DELAY
+            log(
+                f"{child.name} (pid {child.process.pid}) exited with {code}; "
+                f"restarting in {child.delay:.0f}s (restart {child.restarts + 1}; see {self.log_dir / child.name}.log)"
+            )
+            child.restart_at = now + child.delay
+            child.delay = min(child.delay * 2, RESTART_MAX_DELAY)
 
     def wait(self) -> None:
-        """Block until Ctrl-C, SIGTERM or the death of a child (which is reported)."""
+        """Supervise the children until Ctrl-C or SIGTERM."""
 
         def interrupt(signum, frame) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, interrupt)
         while True:
-            for child in self.children:
-                if child.poll() is not None:
-                    log(f"{child.args[2:5]} exited with {child.returncode}; see var/*.log")
-                    return
-            time.sleep(1)
+            self.supervise_once()
+            time.sleep(0.5)
 
     def stop(self) -> None:
-        for child in self.children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in self.children:
+        running = [c.process for c in self.children if c.process is not None and c.process.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        for process in running:
             try:
-                child.wait(timeout=20)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                child.kill()
+                process.kill()
 
 
 def service_env(embedded: bool) -> dict[str, str]:
@@ -190,6 +248,7 @@ def service_env(embedded: bool) -> dict[str, str]:
 
 
 def start_service(env: dict[str, str], port: int) -> Processes:
+    """Migrate, then web + worker + beat under the supervisor."""
     (ROOT / "var").mkdir(exist_ok=True)
     run(PYTHON, "manage.py", "migrate", "--noinput", "-v", "0", env=env)
     run(PYTHON, "manage.py", "collectstatic", "--noinput", "-v", "0", env=env)
@@ -228,7 +287,11 @@ def command_demo(extra: list[str]) -> int:
         )
         log(f"service up: http://127.0.0.1:{port}/  API http://127.0.0.1:{port}/api/v1/  docs /api/docs/")
         log(f"API token of user 'demo': {token}")
-        code = run(PYTHON, "manage.py", "run_demo", *extra, env=env, check=False)
+        # The demo runs beside the supervisor, so a child dying meanwhile is restarted too.
+        demo = subprocess.Popen([str(PYTHON), "manage.py", "run_demo", *extra], cwd=ROOT, env=env)
+        while (code := demo.poll()) is None:
+            processes.supervise_once()
+            time.sleep(0.5)
         if "--exit" in extra or os.environ.get("CI"):
             return code
         log("demo done; the service keeps running. Ctrl-C stops it.")
