@@ -15,8 +15,8 @@ faults:        ## the fault suite alone at full size: 50,000-file campaigns (abo
 serve:         ## web + worker + beat with the configuration in the environment
 	python3 tools/bootstrap.py serve
 
-lint:
-	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+lint:          ## ruff, formatting, and the architecture contracts (import-linter)
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && .venv/bin/lint-imports
 
 format:
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .

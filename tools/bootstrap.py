@@ -146,6 +146,10 @@ def command_test(extra: list[str]) -> int:
     }
     env.pop("CELERY_BROKER_URL", None)
     run(PYTHON, "manage.py", "makemigrations", "--check", "--dry-run", env=env)
+    # The architecture contracts (pyproject.toml [tool.importlinter], docs/architecture.md) and lint
+    # gate the suite: a layering mistake fails here, before any test runs.
+    run(VENV / "bin" / "lint-imports", env=env)
+    run(PYTHON, "-m", "ruff", "check", ".", env=env)
     return run(PYTHON, "-m", "pytest", *extra, env=env, check=False)
 
 
