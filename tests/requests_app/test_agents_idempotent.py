@@ -12,6 +12,7 @@ from requests_app import tasks
 from requests_app.handoffs import TaskName
 from requests_app.models import Collection, Content, Event, Message, Processing, Request, Transform
 from requests_app.models.statuses import MessageStatus, ProcessingStatus, RequestStatus
+from requests_app.services.claims import worker_name
 from requests_app.services.requests import request_abort
 from requests_app.services.watchdog import watchdog_sweep
 from requests_app.worktypes.registry import get_work_type
@@ -116,6 +117,28 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_after_it_expires():
     assert expired.claimed_by == ""
     assert expired.poll_count == 1
     assert Processing.objects.get(pk=held.pk).claimed_by == "live-host:2"
+
+
+def test_a_task_retried_by_celery_in_the_same_worker_takes_up_its_own_claim_at_once():
+    # given: this worker claimed the processing, then the commit failed (PostgreSQL restarted) and
+    # Celery retries the task in the same process, long before the claim would expire
+    request = RequestFactory(status=RequestStatus.TRANSFORMING)
+    processing = ProcessingFactory(
+        request=request,
+        transform__request=request,
+        status=ProcessingStatus.SUBMITTING,
+        claimed_by=worker_name(),
+        claimed_until=timezone.now() + timedelta(minutes=5),
+    )
+
+    # when
+    outcome = tasks.processing_submit.run(processing.pk)
+
+    # then
+    assert outcome == "submitted"
+    processing.refresh_from_db()
+    assert processing.status == ProcessingStatus.SUBMITTED
+    assert processing.claimed_by == ""
 
 
 def test_a_submit_interrupted_after_the_outside_call_is_submitted_again_once_its_claim_expires():
