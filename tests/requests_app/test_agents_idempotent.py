@@ -11,7 +11,7 @@ from django.utils import timezone
 from requests_app import tasks
 from requests_app.handoffs import TaskName
 from requests_app.models import Collection, Content, Event, Message, Processing, Request, Transform
-from requests_app.models.statuses import MessageStatus, ProcessingStatus, RequestStatus
+from requests_app.models.statuses import ContentStatus, MessageStatus, ProcessingStatus, RequestStatus
 from requests_app.services.claims import worker_name
 from requests_app.services.requests import request_abort
 from requests_app.services.watchdog import watchdog_sweep
@@ -239,7 +239,7 @@ def test_a_polls_after_commit_hand_offs_run_once_its_changes_are_committed(
 
     def poll_with_hand_off(self, processing):
         result = original_poll(self, processing)
-        result.after_commit.append(lambda: calls.append(Content.objects.filter(status=2).count()))
+        result.after_commit.append(lambda: calls.append(Content.objects.filter(status=ContentStatus.AVAILABLE).count()))
         return result
 
     monkeypatch.setattr(CountdownWorkType, "poll", poll_with_hand_off)
