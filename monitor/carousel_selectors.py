@@ -10,12 +10,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from carousel.models import ThrottleReservation
-from requests_app.models import Collection, Message, Processing
+from requests_app.models import Collection, Message, Processing, Request
 from requests_app.models.statuses import (
     PROCESSING_TERMINAL,
     REQUEST_TERMINAL,
@@ -48,26 +48,28 @@ def sources() -> list[dict[str, Any]]:
         row["datasets_queued"] += 1
         row["files_queued"] += files
         row["remaining_files"] += files
-    inputs = Collection.objects.filter(
-        relation_type=CollectionRelationType.INPUT, transform__transform_type=RequestType.STAGE_IN
-    ).values_list(
-        "transform__transform_metadata__source",
-        "request__status",
-        "total_files",
-        "processed_files",
-        "bytes",
-        "processed_bytes",
+    terminal = Q(request__status__in=sorted(REQUEST_TERMINAL))
+    # One GROUP BY over the stage-in input collections (one per request): counters, never contents.
+    per_source = (
+        Collection.objects.filter(
+            relation_type=CollectionRelationType.INPUT, transform__transform_type=RequestType.STAGE_IN
+        )
+        .order_by()
+        .values("transform__transform_metadata__source")
+        .annotate(
+            datasets_done=Count("id", filter=terminal),
+            datasets_active=Count("id", filter=~terminal),
+            files_done=Sum("processed_files"),
+            files_active=Sum(F("total_files") - F("processed_files"), filter=~terminal),
+            bytes_total=Sum("bytes"),
+            bytes_done=Sum("processed_bytes"),
+        )
     )
-    for source, status, total, processed, size, processed_size in inputs:
-        row = table[source or "unknown"]
-        done = status in REQUEST_TERMINAL
-        row["datasets_done" if done else "datasets_active"] += 1
-        row["files_done"] += processed
-        if not done:
-            row["files_active"] += total - processed
-            row["remaining_files"] += total - processed
-        row["bytes_total"] += size
-        row["bytes_done"] += processed_size
+    for figures in per_source:
+        row = table[figures.pop("transform__transform_metadata__source") or "unknown"]
+        for key, value in figures.items():
+            row[key] += value or 0
+        row["remaining_files"] += figures["files_active"] or 0
     rates = _rates_per_source()
     result = []
     for source in sorted(table):
@@ -103,24 +105,33 @@ def staged_over_time() -> dict[str, Any]:
     messages = Message.objects.filter(msg_type=STAGED_MESSAGE, created_at__gte=now - CURVE_WINDOW)
     first = messages.order_by("created_at").values_list("created_at", flat=True).first()
     kind = _bucket_kind(first, now)
-    rows = (
+    campaign = dict(
         messages.order_by()
+        .annotate(bucket=Trunc("created_at", kind))
+        .values("bucket")
+        .annotate(n=Sum("num_contents"))
+        .values_list("bucket", "n")
+    )
+    latest = list(
+        Request.objects.filter(request_type=RequestType.STAGE_IN)
+        .order_by("-id")
+        .values_list("id", flat=True)[:CURVE_REQUESTS]
+    )
+    per_request: dict[int, dict[datetime, int]] = defaultdict(dict)
+    rows = (
+        messages.filter(request_id__in=latest)
+        .order_by()
         .annotate(bucket=Trunc("created_at", kind))
         .values("bucket", "request_id")
         .annotate(n=Sum("num_contents"))
-        .order_by("bucket")
         .values_list("bucket", "request_id", "n")
     )
-    campaign: dict[datetime, int] = defaultdict(int)
-    per_request: dict[int, dict[datetime, int]] = defaultdict(dict)
     for bucket, request_id, n in rows:
-        campaign[bucket] += n or 0
         per_request[request_id][bucket] = n or 0
-    latest = sorted(per_request, reverse=True)[:CURVE_REQUESTS]
     return {
         "bucket": kind,
         "campaign": _cumulative(campaign),
-        "requests": {request_id: _cumulative(per_request[request_id]) for request_id in sorted(latest)},
+        "requests": {request_id: _cumulative(per_request[request_id]) for request_id in sorted(per_request)},
     }
 
 

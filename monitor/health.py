@@ -15,7 +15,7 @@ from idds_site.celery import app as celery_app
 from .heartbeat import beat_last, broker_redis
 
 #: Workers answer a ping within milliseconds on a healthy broker; the page waits no longer than this.
-PING_SECONDS = 0.15
+PING_SECONDS = 0.1
 
 
 def database_ok() -> tuple[bool, str]:
