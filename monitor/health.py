@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 
 from idds_site.celery import app as celery_app
@@ -16,6 +17,9 @@ from .heartbeat import beat_last, broker_redis
 
 #: Workers answer a ping within milliseconds on a healthy broker; the page waits no longer than this.
 PING_SECONDS = 0.1
+#: Who answered is kept this long per web process, so a refreshing health page does not wait each time.
+WORKERS_CACHE_SECONDS = 10
+WORKERS_CACHE_KEY = "monitor:workers-seen"
 
 
 def database_ok() -> tuple[bool, str]:
@@ -68,12 +72,17 @@ def queue_lengths() -> dict[str, int | None]:
 
 
 def workers_seen() -> dict[str, list[str]]:
-    """Workers that answer within PING_SECONDS, with the queues each consumes."""
+    """Workers that answer within PING_SECONDS, with the queues each consumes (cached a few seconds)."""
+    cached = cache.get(WORKERS_CACHE_KEY)
+    if cached is not None:
+        return cached
     try:
         replies = celery_app.control.inspect(timeout=PING_SECONDS).active_queues() or {}
     except (OSError, redis.RedisError):
         return {}
-    return {worker: sorted(queue["name"] for queue in queues) for worker, queues in sorted(replies.items())}
+    seen = {worker: sorted(queue["name"] for queue in queues) for worker, queues in sorted(replies.items())}
+    cache.set(WORKERS_CACHE_KEY, seen, WORKERS_CACHE_SECONDS)
+    return seen
 
 
 def healthz() -> tuple[bool, dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from requests_app.models import Collection
@@ -138,6 +139,8 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
             "outbox": data["messages"],
             "file_status": ContentStatus(file_filters.status).label if file_filters.status is not None else "",
             "obj": obj,
+            # One reverse() for the page, not one per file row.
+            "file_base": reverse("monitor:file", args=["0"])[:-2],
             "chosen": chosen,
             "file_filters": file_filters,
             "files_page": files,

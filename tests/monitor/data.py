@@ -77,3 +77,41 @@ def campaign_request(
         body={"name": name},
     )
     return request
+
+
+def hpo_study(*, owner=None, losses: tuple[float, ...] = (0.8, 0.3, 0.5, 0.1, 0.6)) -> Request:
+    """An HPO request with a study transform and scored points (as the HPO services leave them)."""
+    request = Request.objects.create(
+        scope="hpo",
+        name=f"study {HOSTILE}",
+        requester="alice",
+        owner=owner,
+        request_type=RequestType.HYPER_PARAMETER_OPT,
+        status=RequestStatus.TRANSFORMING,
+        request_metadata={"opt_space": {"x": [0.0, 1.0]}, "method": "random", "max_points": 10},
+    )
+    transform = Transform.objects.create(
+        request=request, transform_type=RequestType.HYPER_PARAMETER_OPT, status=RequestStatus.TRANSFORMING
+    )
+    collection = Collection.objects.create(
+        transform=transform,
+        request=request,
+        relation_type=CollectionRelationType.OUTPUT,
+        scope="hpo",
+        name=f"points {HOSTILE}",
+        total_files=len(losses),
+        processed_files=len(losses),
+    )
+    for number, loss in enumerate(losses):
+        Content.objects.create(
+            collection=collection,
+            scope="hpo",
+            name=f"point-{number}",
+            status=ContentStatus.AVAILABLE,
+            details={
+                "parameters": {"x": (number + 1) / 10, "opt": HOSTILE},
+                "loss": loss,
+                "provenance": {"generator": "random", "generation": 1 + number // 2},
+            },
+        )
+    return request

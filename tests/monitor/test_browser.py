@@ -14,7 +14,7 @@ from requests_app.models import Content, Request
 from requests_app.models.statuses import RequestStatus
 
 from .browser import browser_page, in_thread, log_in, shot
-from .data import HOSTILE, campaign_request
+from .data import HOSTILE, campaign_request, hpo_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,6 +36,20 @@ def campaign(user):
     ]
     hostile = campaign_request(owner=user, name=HOSTILE, files=5, processed=2)
     return requests, hostile
+
+
+def test_hpo_study_page_plots_and_highlights_the_best_point(live_server, user):
+    study = hpo_study(owner=user)
+    with browser_page() as page:
+        alerts = _no_alerts(page)
+        page.goto(f"{live_server.url}/hpo/")
+        page.click(f"a[href='/hpo/{study.pk}/']")
+        expect(page.locator("tr.best td").nth(1)).to_have_text("point-3")
+        expect(page.locator("svg.plot")).to_have_count(2)
+        expect(page.locator("svg.plot circle.best")).to_have_count(2)
+        expect(page.locator("h1 .name")).to_have_text(f"study {HOSTILE}")
+        shot(page, "hpo_study")
+    assert alerts == []
 
 
 def _no_alerts(page) -> list[str]:
