@@ -15,7 +15,7 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from carousel.models import ThrottleReservation
-from requests_app.models import Collection, Message, Processing, Request
+from requests_app.models import Collection, Message, Processing
 from requests_app.models.statuses import (
     PROCESSING_TERMINAL,
     REQUEST_TERMINAL,
@@ -32,7 +32,7 @@ CURVE_REQUESTS = 8
 
 
 def _new_source() -> dict[str, Any]:
-    keys = ("datasets", "files", "bytes")
+    keys = ("datasets", "files")
     return {f"{key}_{state}": 0 for key in keys for state in ("queued", "active", "done")} | {
         "bytes_total": 0,
         "bytes_done": 0,
@@ -49,10 +49,11 @@ def sources() -> list[dict[str, Any]]:
         row["files_queued"] += files
         row["remaining_files"] += files
     terminal = Q(request__status__in=sorted(REQUEST_TERMINAL))
-    # One GROUP BY over the stage-in input collections (one per request): counters, never contents.
+    # One GROUP BY over the stage-in collections that hold the files (the output side, one per
+    # request): counters, never contents.
     per_source = (
         Collection.objects.filter(
-            relation_type=CollectionRelationType.INPUT, transform__transform_type=RequestType.STAGE_IN
+            relation_type=CollectionRelationType.OUTPUT, transform__transform_type=RequestType.STAGE_IN
         )
         .order_by()
         .values("transform__transform_metadata__source")
@@ -112,11 +113,7 @@ def staged_over_time() -> dict[str, Any]:
         .annotate(n=Sum("num_contents"))
         .values_list("bucket", "n")
     )
-    latest = list(
-        Request.objects.filter(request_type=RequestType.STAGE_IN)
-        .order_by("-id")
-        .values_list("id", flat=True)[:CURVE_REQUESTS]
-    )
+    latest = list(messages.order_by("-request_id").values_list("request_id", flat=True).distinct()[:CURVE_REQUESTS])
     per_request: dict[int, dict[datetime, int]] = defaultdict(dict)
     rows = (
         messages.filter(request_id__in=latest)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models import BigIntegerField, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, NullIf, TruncMonth
 
 from requests_app.models import Collection, Content, Event, Message, Processing, Request, Transform
 from requests_app.models.statuses import (
@@ -53,18 +53,21 @@ def requests_filtered(filters: RequestFilters, *, with_status: bool = True) -> Q
 
 
 def campaign_summary(filters: RequestFilters) -> dict[str, int]:
-    """Requests, input files and bytes, output processed files: from the collections' counters."""
-    requests = requests_filtered(filters)
-    inputs = Q(relation_type=CollectionRelationType.INPUT)
-    outputs = Q(relation_type=CollectionRelationType.OUTPUT)
-    sums = Collection.objects.filter(request__in=requests.values("pk")).aggregate(
-        input_files=Sum("total_files", filter=inputs),
-        input_bytes=Sum("bytes", filter=inputs),
-        input_processed_files=Sum("processed_files", filter=inputs),
-        output_files=Sum("total_files", filter=outputs),
-        output_processed_files=Sum("processed_files", filter=outputs),
+    """Requests, input files and bytes, processed files: from the collections' counters.
+
+    A request's input figures are its input collection's counters, or its output collection's when
+    the input carries none: a stage-in keeps the dataset's files (and counters) on the output side.
+    """
+    requests = _with_collection_counters(requests_filtered(filters))
+    sums = requests.aggregate(
+        requests=Count("id"),
+        input_files=Sum(Coalesce(NullIf("in_total_files", 0), "out_total_files", 0)),
+        input_bytes=Sum(Coalesce(NullIf("in_bytes", 0), "out_bytes", 0)),
+        input_processed_files=Sum(Coalesce(NullIf("in_processed_files", 0), "out_processed_files", 0)),
+        output_files=Sum(Coalesce("out_total_files", 0)),
+        output_processed_files=Sum(Coalesce("out_processed_files", 0)),
     )
-    return {"requests": requests.count(), **{key: value or 0 for key, value in sums.items()}}
+    return {key: value or 0 for key, value in sums.items()}
 
 
 def status_counts(filters: RequestFilters) -> list[dict[str, Any]]:
@@ -86,21 +89,29 @@ def recent_events(limit: int = RECENT_EVENTS) -> list[Event]:
 
 def _collection_column(relation: int, field: str) -> Subquery:
     first = Collection.objects.filter(request=OuterRef("pk"), relation_type=relation).order_by("id")
-    return Subquery(first.values(field)[:1], output_field=IntegerField())
+    output = BigIntegerField() if "bytes" in field else IntegerField()
+    return Subquery(first.values(field)[:1], output_field=output)
 
 
-def _table_rows() -> QuerySet[Request]:
-    """Requests with the columns of the original table, in one query (subqueries per page row)."""
+def _with_collection_counters(queryset: QuerySet[Request]) -> QuerySet[Request]:
+    """Requests with their first input and output collection's status and counters (subqueries)."""
     transform = Transform.objects.filter(request=OuterRef("pk")).order_by("id")
-    return Request.objects.annotate(
+    return queryset.annotate(
         transform_status=Subquery(transform.values("status")[:1], output_field=IntegerField()),
         in_status=_collection_column(CollectionRelationType.INPUT, "status"),
         in_total_files=_collection_column(CollectionRelationType.INPUT, "total_files"),
         in_processed_files=_collection_column(CollectionRelationType.INPUT, "processed_files"),
+        in_bytes=_collection_column(CollectionRelationType.INPUT, "bytes"),
         out_status=_collection_column(CollectionRelationType.OUTPUT, "status"),
         out_total_files=_collection_column(CollectionRelationType.OUTPUT, "total_files"),
         out_processed_files=_collection_column(CollectionRelationType.OUTPUT, "processed_files"),
-    ).select_related("owner")
+        out_bytes=_collection_column(CollectionRelationType.OUTPUT, "bytes"),
+    )
+
+
+def _table_rows() -> QuerySet[Request]:
+    """Requests with the columns of the original table, in one query (subqueries per page row)."""
+    return _with_collection_counters(Request.objects.all()).select_related("owner")
 
 
 @dataclass(frozen=True)
@@ -129,12 +140,7 @@ def request_table(filters: RequestFilters) -> TablePage:
 
 def request_with_parts(request_id: int) -> Request | None:
     """A request with its owner, transforms, processings and collections (four queries)."""
-    return (
-        Request.objects.select_related("owner")
-        .prefetch_related("transforms", "processings", "collections")
-        .filter(pk=request_id)
-        .first()
-    )
+    return _table_rows().prefetch_related("transforms", "processings", "collections").filter(pk=request_id).first()
 
 
 def content_histogram(*, collection_ids: list[int]) -> list[dict[str, Any]]:

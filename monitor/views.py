@@ -88,13 +88,15 @@ def request_table(request: HttpRequest) -> HttpResponse:
 
 
 def _chosen_collection(collections: list[Collection], raw: str | None) -> Collection | None:
-    """The collection whose files are listed: the one asked for, else the first input, else the first."""
+    """The collection whose files are listed: the one asked for, else the first input holding files,
+    else the first holding files (a stage-in's files are on its output side), else the first."""
     wanted = _id(raw or "")
     for collection in collections:
         if collection.pk == wanted:
             return collection
-    inputs = [c for c in collections if c.relation_type == CollectionRelationType.INPUT]
-    return (inputs or collections or [None])[0]
+    with_files = [c for c in collections if c.total_files]
+    inputs = [c for c in with_files if c.relation_type == CollectionRelationType.INPUT]
+    return (inputs or with_files or collections or [None])[0]
 
 
 @require_GET

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from requests_app.models import Content
-from requests_app.models.statuses import RequestStatus
+from requests_app.models import Collection, Content
+from requests_app.models.statuses import CollectionRelationType, RequestStatus, RequestType
 
 from .data import HOSTILE, campaign_request
 
@@ -133,3 +133,37 @@ def test_login_required_setting(client: Client, campaign, settings):
     settings.IDDS_MONITOR_REQUIRE_LOGIN = True
     assert client.get("/").status_code == 302
     assert client.get("/", {"format": "json"}).status_code == 401
+
+
+def test_stagein_figures_come_from_the_collection_holding_the_files(client: Client, user):
+    """A stage-in keeps its dataset's files on the output collection; the input one has no counters."""
+    request = campaign_request(owner=user, name="tape.set", files=40, processed=15)
+    request.request_type = RequestType.STAGE_IN
+    request.save(update_fields=["request_type"])
+    request.transforms.update(transform_type=RequestType.STAGE_IN, transform_metadata={"source": "TAPE_A"})
+    Collection.objects.filter(request=request, relation_type=CollectionRelationType.INPUT).update(
+        total_files=0, processed_files=0, bytes=0, processed_bytes=0
+    )
+    Collection.objects.filter(request=request, relation_type=CollectionRelationType.OUTPUT).update(bytes=40_000)
+    summary = client.get("/", {"format": "json"}).json()["summary"]
+    assert summary["input_files"] == 40
+    assert summary["input_bytes"] == 40_000
+    assert summary["output_processed_files"] == 15
+    sources = client.get("/carousel/", {"format": "json"}).json()["sources"]
+    assert sources == [
+        {
+            "source": "TAPE_A",
+            "datasets_queued": 0,
+            "datasets_active": 1,
+            "datasets_done": 0,
+            "files_queued": 0,
+            "files_active": 25,
+            "files_done": 15,
+            "bytes_done": 0,
+            "bytes_total": 40_000,
+            "remaining_files": 25,
+            "rate_files_per_s": sources[0]["rate_files_per_s"],
+            "eta_seconds": sources[0]["eta_seconds"],
+        }
+    ]
+    assert sources[0]["rate_files_per_s"] > 0
