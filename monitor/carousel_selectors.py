@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Min, Q, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ STAGED_MESSAGE = "file_stagein"
 #: Staging curves cover this window; the rate is measured over the last RATE_WINDOW.
 CURVE_WINDOW = timedelta(days=7)
 RATE_WINDOW = timedelta(hours=1)
+MIN_RATE_SECONDS = 60.0
 #: Requests drawn one by one on the staging plot (the campaign curve sums all of them).
 CURVE_REQUESTS = 8
 
@@ -82,16 +83,20 @@ def sources() -> list[dict[str, Any]]:
 
 
 def _rates_per_source() -> dict[str, float]:
-    """Files staged per second over the last hour, per source (from the outbox rows)."""
-    since = timezone.now() - RATE_WINDOW
+    """Files staged per second, per source, over the last hour (or since staging began, if later)."""
+    now = timezone.now()
     rows = (
-        Message.objects.filter(msg_type=STAGED_MESSAGE, created_at__gte=since)
+        Message.objects.filter(msg_type=STAGED_MESSAGE, created_at__gte=now - RATE_WINDOW)
         .order_by()
         .values("transform__transform_metadata__source")
-        .annotate(n=Sum("num_contents"))
-        .values_list("transform__transform_metadata__source", "n")
+        .annotate(n=Sum("num_contents"), first=Min("created_at"))
+        .values_list("transform__transform_metadata__source", "n", "first")
     )
-    return {source or "unknown": (n or 0) / RATE_WINDOW.total_seconds() for source, n in rows}
+    # A campaign that started ten minutes ago is measured over those ten minutes, not the hour.
+    return {
+        source or "unknown": (n or 0) / max(MIN_RATE_SECONDS, (now - first).total_seconds())
+        for source, n, first in rows
+    }
 
 
 def _bucket_kind(first: datetime | None, now: datetime) -> str:
