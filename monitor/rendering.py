@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from requests_app.models.statuses import REQUEST_TERMINAL, STATUS_COLOURS
+from requests_app.models.statuses import REQUEST_TERMINAL
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -49,10 +49,6 @@ def readable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def status_colour(label: str) -> str:
-    return STATUS_COLOURS.get(label, "#6c757d")
 
 
 def is_live(status: int) -> bool:

@@ -79,7 +79,7 @@ def status_counts(filters: RequestFilters) -> list[dict[str, Any]]:
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    return [{"status": RequestStatus(status).label, "count": n} for status, n in sorted(rows)]
+    return [{"status": RequestStatus(status).label, "value": status, "count": n} for status, n in sorted(rows)]
 
 
 def recent_events(limit: int = RECENT_EVENTS) -> list[Event]:

@@ -37,7 +37,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "filters": filters,
             "summary": summary,
-            "counts": [{**row, "query": filters.query(status=RequestStatus[_member(row["status"])])} for row in counts],
+            "counts": [{**row, "query": filters.query(status=row["value"])} for row in counts],
             "events": [serialize.event_row(event) for event in events],
             "types": RequestType.choices,
             "windows": WINDOWS,
@@ -50,11 +50,6 @@ def home(request: HttpRequest) -> HttpResponse:
             "recent_events": [serialize.event_row(event) for event in events],
         },
     )
-
-
-def _member(label: str) -> str:
-    """The enum member name of a status label (``SubFinished`` -> ``SUBFINISHED``)."""
-    return next(member.name for member in RequestStatus if member.label == label)
 
 
 @require_GET

@@ -34,7 +34,7 @@ def test_dashboard_sums_the_collection_counters(client: Client, campaign):
     assert data["summary"]["input_files"] == 90
     assert data["summary"]["input_bytes"] == 90_000
     assert data["summary"]["output_processed_files"] == 30
-    assert data["status_counts"] == [{"status": "Transforming", "count": 3}]
+    assert data["status_counts"] == [{"status": "Transforming", "value": RequestStatus.TRANSFORMING, "count": 3}]
 
 
 def test_dashboard_filters_by_status_type_scope_requester(client: Client, campaign):
