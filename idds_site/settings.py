@@ -585,6 +585,26 @@ HPO_NEVERGRAD_VENV = (
     or None
 )
 
+# --- Monitor (monitor/, docs/monitor.md) ----------------------------------------------------
+IDDS_MONITOR_REQUIRE_LOGIN = env_bool(
+    "IDDS_MONITOR_REQUIRE_LOGIN",
+    False,
+    help="Monitor: pages and their JSON twins need a login (by default anyone may read them; "
+    "the owner's actions always need one).",
+)
+IDDS_MONITOR_REFRESH_SECONDS = env_int(
+    "IDDS_MONITOR_REFRESH_SECONDS",
+    5,
+    minimum=1,
+    help="Monitor: seconds between refreshes of the live parts of a page while its work is active.",
+)
+IDDS_MONITOR_BEAT_MAX_AGE = env_int(
+    "IDDS_MONITOR_BEAT_MAX_AGE",
+    120,
+    minimum=1,
+    help="Monitor: `/healthz` answers 200 only if a beat-scheduled task started within this many seconds.",
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

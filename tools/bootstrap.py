@@ -133,11 +133,18 @@ def ensure_bubblewrap() -> None:
         apt_install("bubblewrap")
 
 
+def ensure_chromium() -> None:
+    """Debian's Chromium, which the monitor's browser tests drive with Playwright (never `playwright install`)."""
+    if not Path("/usr/bin/chromium").exists():
+        apt_install("chromium")
+
+
 def command_test(extra: list[str]) -> int:
     ensure_venv("requirements-dev.txt")
     ensure_postgres()
     ensure_redis()
     ensure_bubblewrap()
+    ensure_chromium()
     env = {
         **os.environ,
         "DATABASE_URL": os.environ.get("DATABASE_URL", TEST_DATABASE_URL),
@@ -289,6 +296,7 @@ def command_demo(extra: list[str]) -> int:
             .stdout.strip()
             .splitlines()[-1]
         )
+        log(f"monitor: http://127.0.0.1:{port}/  (the demo's requests appear there as they run)")
         log(f"service up: http://127.0.0.1:{port}/  API http://127.0.0.1:{port}/api/v1/  docs /api/docs/")
         log(f"API token of user 'demo': {token}")
         # The demo runs beside the supervisor, so a child dying meanwhile is restarted too.

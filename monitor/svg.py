@@ -1,0 +1,104 @@
+"""Server-rendered SVG plots: lines and points with axes, a legend and tooltips.
+
+Every piece of text (series names, tooltips, axis labels) goes through ``escape``, so a dataset
+named ``<script>`` is drawn as text; the result is marked safe only once it is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH, HEIGHT = 720, 260
+LEFT, RIGHT, TOP, BOTTOM = 64, 40, 24, 40
+PALETTE = ("#0d6efd", "#198754", "#dc3545", "#fd7e14", "#6f42c1", "#20c997", "#6c757d", "#d63384", "#0dcaf0")
+
+
+@dataclass
+class Series:
+    """One line or point set; ``points`` are (x, y, tooltip)."""
+
+    name: str
+    points: list[tuple[float, float, str]] = field(default_factory=list)
+    highlight: set[int] = field(default_factory=set)
+
+
+def _span(values: Sequence[float]) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    if high == low:
+        return low - 1, high + 1
+    return low, high
+
+
+def plot(
+    series: list[Series],
+    *,
+    title: str,
+    x_label: str = "",
+    y_label: str = "",
+    lines: bool = True,
+    x_format: Callable[[float], str] = lambda value: f"{value:g}",
+) -> SafeString:
+    """An SVG chart of ``series`` (an empty chart says so)."""
+    xs = [x for one in series for x, _, _ in one.points]
+    ys = [y for one in series for _, y, _ in one.points]
+    parts = [
+        f'<svg class="plot" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{LEFT}" y="14" class="plot-title">{escape(title)}</text>',
+    ]
+    if not xs:
+        parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data yet</text></svg>')
+        return mark_safe("".join(parts))  # noqa: S308 — every text above is escaped
+    x_low, x_high = _span(xs)
+    y_low, y_high = _span(ys)
+    inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(x: float) -> float:
+        return LEFT + (x - x_low) / (x_high - x_low) * inner_w
+
+    def sy(y: float) -> float:
+        return TOP + inner_h - (y - y_low) / (y_high - y_low) * inner_h
+
+    parts.append(
+        f'<line x1="{LEFT}" y1="{TOP + inner_h}" x2="{WIDTH - RIGHT}" y2="{TOP + inner_h}" class="axis"/>'
+        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + inner_h}" class="axis"/>'
+    )
+    for tick in range(5):
+        y = y_low + (y_high - y_low) * tick / 4
+        x = x_low + (x_high - x_low) * tick / 4
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" class="tick">{escape(f"{y:.4g}")}</text>'
+        )
+        parts.append(
+            f'<text x="{sx(x):.1f}" y="{TOP + inner_h + 16}" text-anchor="middle" class="tick">'
+            f"{escape(x_format(x))}</text>"
+        )
+    parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT - 4}" text-anchor="middle" class="tick">{escape(x_label)}</text>')
+    parts.append(
+        f'<text x="12" y="{TOP + inner_h / 2}" transform="rotate(-90 12 {TOP + inner_h / 2})" '
+        f'text-anchor="middle" class="tick">{escape(y_label)}</text>'
+    )
+    for index, one in enumerate(series):
+        colour = PALETTE[index % len(PALETTE)]
+        coords = [(sx(x), sy(y), tip) for x, y, tip in one.points]
+        if lines and len(coords) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in coords)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5">'
+                f"<title>{escape(one.name)}</title></polyline>"
+            )
+        for number, (x, y, tip) in enumerate(coords):
+            best = number in one.highlight
+            marker = ' r="6" fill="#ffc107" stroke="#000" class="best"' if best else f' r="3" fill="{colour}"'
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}"{marker}><title>{escape(tip)}</title></circle>')
+        parts.append(
+            f'<rect x="{WIDTH - RIGHT - 170}" y="{TOP + 4 + index * 14}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{WIDTH - RIGHT - 156}" y="{TOP + 13 + index * 14}" class="legend">{escape(one.name[:28])}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 — every text above is escaped
