@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,10 +322,13 @@ def main() -> None:
     close: dict[str, dict[str, dict[str, int]]] = {n: {f: {} for f in functions} for n in names}
     seconds: dict[str, float] = dict.fromkeys(names, 0.0)
     started = time.perf_counter()
+    jobs = _jobs(args, names, functions, batches)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for name, function, batch, _seed, regret, pairs, spent in pool.map(
-            run_one, _jobs(args, names, functions, batches)
-        ):
+        futures = [pool.submit(run_one, job) for job in jobs]
+        for done, future in enumerate(as_completed(futures), 1):
+            name, function, batch, seed, regret, pairs, spent = future.result()
+            # Progress on stderr: a full run takes a while on a shared machine.
+            print(f"[{done}/{len(jobs)}] {name} {function} B={batch} seed={seed}: regret {regret:.3g}", file=sys.stderr)
             regrets[name][function].setdefault(f"B{batch}", []).append(regret)
             close[name][function][f"B{batch}"] = close[name][function].get(f"B{batch}", 0) + pairs
             seconds[name] += spent

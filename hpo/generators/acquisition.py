@@ -7,7 +7,8 @@ smooth everywhere and its analytic input gradient comes from ``MaternGP.predict_
 
 bayes-opt maximises its targets, so EI here is improvement *above* the best (standardised) target.
 Pending points (issued, no loss yet) enter as kriging-believer fantasies: the GP is conditioned on its own
-mean at each of them, which collapses the posterior variance there so no generation proposes them again.
+mean at each of them, which collapses the posterior variance there, and the fantasised values count towards the
+incumbent, so the next point of a batch has to promise improvement over them rather than sit beside them.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class LogExpectedImprovement(AcquisitionFunction):
     """Log-EI maximised by many random and local candidates, then L-BFGS-B from the best few.
 
     ``snap`` maps a relaxed cube vector onto the cube image of the point it decodes to (rounding ints,
-    picking categories) and ``is_taken`` tells whether a snapped vector is a point the study already has or
-    this batch already proposed; both come from the generator, which knows the search space.
+    picking categories) and ``is_taken`` tells whether a snapped vector repeats, or sits too close to, a point
+    the study already has or this batch already proposed; both come from the generator, which knows the space.
     """
 
     def __init__(
@@ -157,7 +158,10 @@ class LogExpectedImprovement(AcquisitionFunction):
                 model.condition_on(pending, sample.predict(pending))
             self._models.append(model)
         self._model = self._models[0]
-        self._bests = [float(m._ys[: self._n_observed].max()) for m in self._models]
+        # The fantasies count as observations for the incumbent too (Ginsbourger et al. 2010's kriging believer):
+        # with only the real best to beat, the point next to a pending one promising improvement keeps nearly
+        # all of its EI, and a batch collapses onto one spot.
+        self._bests = [float(m._ys.max()) for m in self._models]
         self._best = self._bests[0]
 
         uniform, local = self._candidates(rng, dim)
