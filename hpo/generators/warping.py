@@ -5,10 +5,11 @@ magnitude (Rosenbrock's valley at 0 next to walls at 10^3, a training that diver
 values set the signal variance and the length scales, and the region near the optimum, where the differences
 that matter are tiny, looks flat. Every transform here is monotone, so the order of the points is kept.
 
-* ``power`` (the default): a Box-Cox power transform of the losses measured from the best one, its exponent
-  fitted by maximum likelihood (the output warping of HEBO, Cowen-Rivers et al. 2022). Losses that are already
-  roughly Gaussian keep an exponent near 1 (the identity), losses log-normal-like get an exponent near 0 (a
-  log), which squeezes the tail and spreads the good end out: on by default because it only acts where it helps.
+* ``power`` (the default): a Box-Cox power transform of the losses' distance to the best one (in units of
+  the median distance, plus one), its exponent fitted by maximum likelihood (in the spirit of HEBO's output
+  warping, Cowen-Rivers et al. 2022). Losses that are already roughly Gaussian keep an exponent near 1 (the
+  identity); a long tail gets an exponent near 0, ``log(1 + d / median)``, which squeezes the tail and leaves
+  the good end linear: on by default because it only acts where the losses call for it.
 * ``standardize``: none (the GP standardises internally).
 * ``log``: the log of the distance to the best loss plus a small offset, a strong fixed warping.
 * ``rank``: normal quantiles of the ranks, magnitudes ignored.
@@ -22,23 +23,23 @@ import numpy as np
 from scipy.stats import boxcox, norm
 
 OUTPUT_TRANSFORMS = ("power", "standardize", "log", "rank")
-#: Where the best loss sits after the shift, in standard deviations of the losses.
-POWER_OFFSET = 0.01
 #: Bounds on the fitted Box-Cox exponent: with a few dozen losses the likelihood is flat and the fit can
 #: run off to exponents that turn one outlier into the whole signal.
 POWER_BOUNDS = (-2.0, 2.0)
 
 
 def power_warp(losses: np.ndarray) -> np.ndarray:
-    """Box-Cox transform of the losses measured from the best one, its exponent fitted by maximum likelihood.
+    """Box-Cox transform of the losses' distance to the best one, its exponent fitted by maximum likelihood.
 
-    The losses are shifted so the best is ``POWER_OFFSET`` standard deviations above zero (Box-Cox needs
-    positive values; the offset keeps the log-like end from turning the best point into a spike).
+    Distances are measured in units of the median distance and shifted by one (Box-Cox needs positive values):
+    an exponent near 0 then gives ``log(1 + d / median)``, linear near the best loss, where the optimum is
+    refined, and logarithmic in the tail of bad losses; an exponent near 1 leaves the losses as they are.
     """
-    spread = float(losses.std())
-    if spread == 0.0 or not np.isfinite(spread):
+    gaps = losses - losses.min()
+    unit = float(np.median(gaps))
+    if unit <= 0.0 or not np.isfinite(unit):
         return losses
-    shifted = (losses - losses.min()) / spread + POWER_OFFSET
+    shifted = gaps / unit + 1.0
     with warnings.catch_warnings():
         # scipy warns about overflow while searching exponents far from the optimum.
         warnings.simplefilter("ignore")
