@@ -70,7 +70,9 @@ def main(in_path: str, out_path: str) -> None:
         doc = json.load(handle)
     settings = doc.get("nevergrad", {})
     param = parametrization(doc["opt_space"])
-    param.random_state = np.random.RandomState(int(settings.get("seed", 0)))
+    # Seeded by (seed, history length) like the in-process generators: a generation re-seeded with the seed alone
+    # would draw the same mutations as every generation before it.
+    param.random_state = np.random.RandomState([int(settings.get("seed", 0)), len(doc["points"])])
     optimizer_class = ng.optimizers.registry[settings.get("optimizer", "CauchyOnePlusOne")]
     wanted = int(doc.get("num_points", 1))
     optimizer = optimizer_class(
