@@ -65,6 +65,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         *,
         snap: Callable[[np.ndarray], np.ndarray],
         is_taken: Callable[[np.ndarray], bool],
+        repair: Callable[[np.ndarray], np.ndarray | None] | None = None,
         n_candidates: int = 2048,
         n_starts: int = 10,
         hyperparameter_samples: int = 1,
@@ -73,6 +74,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         super().__init__()
         self.snap = snap
         self.is_taken = is_taken
+        self.repair = repair
         self.n_candidates = n_candidates
         self.n_starts = n_starts
         self.hyperparameter_samples = hyperparameter_samples
@@ -133,6 +135,19 @@ class LogExpectedImprovement(AcquisitionFunction):
         ]
         return uniform, np.vstack(local)
 
+    def _with_repairs(self, finals: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The final candidates plus, for the best few refused ones, their nearest allowed neighbours."""
+        repaired = []
+        for i in np.argsort(-scores)[: self.n_starts]:
+            if self.is_taken(finals[i]):
+                moved = self.repair(finals[i])
+                if moved is not None:
+                    repaired.append(self.snap(moved))
+        if not repaired:
+            return finals, scores
+        extra = np.array(repaired)
+        return np.vstack([finals, extra]), np.concatenate([scores, self._score(extra)])
+
     def suggest(
         self,
         gp: MaternGP,
@@ -189,6 +204,8 @@ class LogExpectedImprovement(AcquisitionFunction):
             finals.insert(0, self.snap(result.x))
         finals_array = np.array(finals)
         final_scores = self._score(finals_array)
+        if self.repair is not None:
+            finals_array, final_scores = self._with_repairs(finals_array, final_scores)
         for i in np.argsort(-final_scores):
             if not self.is_taken(finals_array[i]):
                 return finals_array[i]

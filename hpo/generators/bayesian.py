@@ -19,7 +19,9 @@ How bayes-opt is used, and what this module adds around it:
   ``standardize`` (none), ``log`` or ``rank``.
 * No two points of a study closer than ``min_distance`` (default 1e-3) of every parameter's range, pending and
   earlier points included (``hpo/generators/spacing.py``): the acquisition optimiser skips such candidates, so a
-  batch never spends two trainings on the same configuration.
+  batch never spends two trainings on the same configuration. When the acquisition's best candidate is refused,
+  its nearest allowed neighbour (pushed just outside the exclusion box) competes with the other candidates, so
+  refining an optimum goes on at the rule's resolution.
 * Batches: each point of a generation is pending for the next one, and the log-EI acquisition conditions the GP
   on its own mean there (kriging believer) *and* counts that fantasy as the incumbent to beat, so the next
   point must promise improvement elsewhere rather than next to the previous one.
@@ -103,6 +105,7 @@ class BayesianGenerator(Generator):
             acq = LogExpectedImprovement(
                 snap=self._snap,
                 is_taken=spacing.refuses_cube,
+                repair=spacing.nearest_allowed,
                 n_candidates=options["n_candidates"],
                 n_starts=options["n_starts"],
                 hyperparameter_samples=options["hyperparameter_samples"],

@@ -249,3 +249,18 @@ def test_it_refuses_bad_options(options, message):
     # when / then
     with pytest.raises(ValueError, match=message):
         BayesianGenerator(parse_space(SQUARE), options=options)
+
+
+def test_a_refused_point_is_moved_just_outside_the_exclusion_box():
+    # given a held point in the middle of the square
+    space = parse_space(SQUARE)
+    spacing = PointSpacing(space, [{"x": 0.5, "y": 0.5}], min_distance=1e-3)
+
+    # when
+    moved = spacing.nearest_allowed(np.array([0.5004, 0.5001]))
+
+    # then the column furthest from the held point is pushed to the box's edge, the other one stays
+    assert moved is not None
+    assert moved[0] == pytest.approx(0.501, abs=1e-8)
+    assert moved[1] == pytest.approx(0.5001)
+    assert not spacing.refuses({"x": float(moved[0]), "y": float(moved[1])})
