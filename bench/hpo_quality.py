@@ -1,14 +1,22 @@
 """HPO generator quality: median final regret of every built-in generator next to Optuna's TPE and GP samplers.
 
-Each (generator, function, seed) run evaluates up to ``--evals`` points sequentially: ask for points, evaluate
-them, tell the losses, exactly as a study does (generators see the whole history). Regret = best loss found
-minus the function's known minimum. Runs are spread over ``--jobs`` processes.
+Each (generator, function, batch size, seed) run evaluates up to ``--evals`` points the way a study with B
+parallel workers does: ask for B points, evaluate them, and only then tell the B losses (generators see the whole
+history, the batch's points pending until it is told). Optuna's samplers follow the same protocol: B trials are
+asked before any is told. B = 1 is the sequential case. Regret = best loss found minus the function's known
+minimum. Runs are spread over ``--jobs`` processes.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/hpo_quality.py            # full run, ~15 min on 2 cores
-    .venv/bin/python bench/hpo_quality.py --seeds 2 --generators bayesian,tpe --functions branin
+Every run also counts its *close pairs*: two points of the study closer than 1e-3 of every parameter's range
+(Chebyshev distance in the unit cube below 1e-3), each one a wasted evaluation.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/hpo_quality.py --batches 1,5,10        # full run, long
+    .venv/bin/python bench/hpo_quality.py --seeds 2 --generators bayesian,tpe --functions branin --batches 5
+    .venv/bin/python bench/hpo_quality.py --variants bayesian-standardize               # loss scaling off
+    .venv/bin/python bench/hpo_quality.py --timing 1000,5000   # seconds for 10 bayesian points after N points
 
 Optuna (and torch for GPSampler) are benchmark-only dependencies: ``pip install -r requirements-bench.txt``.
-The last line printed is one JSON object with every median and the ratios of bayesian to each Optuna sampler.
+The last line printed is one JSON object with every median, the close-pair counts and the ratios of bayesian to
+each peer at the same batch size.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +82,33 @@ def mixed(p: Point) -> float:
     return (math.log10(p["lr"]) + 3) ** 2 + 0.25 * (p["layers"] - 3) ** 2 + offset + (p["x"] - 0.3) ** 2
 
 
+def rosenbrock4(p: Point) -> float:
+    """Rosenbrock 4-D on [-2.048, 2.048]^4: a curved valley, losses from 0 to ~4e3 (orders of magnitude)."""
+    x = np.array([p[f"x{i}"] for i in range(4)])
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
+
+
+def styblinski_tang5(p: Point) -> float:
+    """Styblinski-Tang 5-D on [-5, 5]^5: 2^5 local minima, the global one at x_i = -2.903534."""
+    x = np.array([p[f"x{i}"] for i in range(5)])
+    return float(0.5 * np.sum(x**4 - 16.0 * x**2 + 5.0 * x))
+
+
+def levy5(p: Point) -> float:
+    """Levy 5-D on [-10, 10]^5: many local minima in a rugged bowl; minimum 0 at x_i = 1."""
+    w = 1.0 + (np.array([p[f"x{i}"] for i in range(5)]) - 1.0) / 4.0
+    head = math.sin(math.pi * w[0]) ** 2
+    body = np.sum((w[:-1] - 1.0) ** 2 * (1.0 + 10.0 * np.sin(math.pi * w[:-1] + 1.0) ** 2))
+    tail = (w[-1] - 1.0) ** 2 * (1.0 + math.sin(2.0 * math.pi * w[-1]) ** 2)
+    return float(head + body + tail)
+
+
+def camel6(p: Point) -> float:
+    """Six-hump camel on [-3, 3] x [-2, 2]: six local minima, two global ones of -1.0316285."""
+    x, y = p["x"], p["y"]
+    return (4.0 - 2.1 * x * x + x**4 / 3.0) * x * x + x * y + (-4.0 + 4.0 * y * y) * y * y
+
+
 @dataclass(frozen=True)
 class Problem:
     """A test function with its space and known minimum."""
@@ -96,29 +131,50 @@ PROBLEMS: dict[str, Problem] = {
         },
         0.0,
     ),
+    "rosenbrock4": Problem(rosenbrock4, {f"x{i}": [-2.048, 2.048] for i in range(4)}, 0.0),
+    "styblinski5": Problem(styblinski_tang5, {f"x{i}": [-5.0, 5.0] for i in range(5)}, -39.16616570377142 * 5),
+    "levy5": Problem(levy5, {f"x{i}": [-10.0, 10.0] for i in range(5)}, 0.0),
+    "camel6": Problem(camel6, {"x": [-3.0, 3.0], "y": [-2.0, 2.0]}, -1.031628453489877),
 }
 
-#: Our generators and the batch size each is asked for. Nevergrad runs in its own virtual environment as a
-#: subprocess (one per generation, ~2.5 s of interpreter start and imports), so it is asked for 10 points at a
-#: time to keep the benchmark short.
-OURS: dict[str, tuple[str, dict[str, Any], int]] = {
-    "bayesian": ("bayesian", {}, 1),
-    "random": ("random", {}, 1),
-    "grid": ("grid", {}, 1),
-    "nevergrad": ("nevergrad", {}, 10),
-    "bayesopt-ucb": ("bayesian", {"acquisition": "ucb", "output_transform": "standardize"}, 1),
-    "bayesopt-ei": ("bayesian", {"acquisition": "ei", "output_transform": "standardize"}, 1),
+#: Our generators by benchmark name: (method, options). ``bayesian-standardize`` is the bayesian generator with
+#: loss scaling off and ``nevergrad-twopointsde`` the nevergrad generator's old default, for before/after figures.
+OURS: dict[str, tuple[str, dict[str, Any]]] = {
+    "bayesian": ("bayesian", {}),
+    "bayesian-standardize": ("bayesian", {"output_transform": "standardize"}),
+    "bayesian-log": ("bayesian", {"output_transform": "log"}),
+    "random": ("random", {}),
+    "grid": ("grid", {}),
+    "nevergrad": ("nevergrad", {}),
+    "nevergrad-twopointsde": ("nevergrad", {"optimizer": "TwoPointsDE"}),
+    "bayesopt-ucb": ("bayesian", {"acquisition": "ucb", "output_transform": "standardize"}),
+    "bayesopt-ei": ("bayesian", {"acquisition": "ei", "output_transform": "standardize"}),
 }
 OPTUNA = ("tpe", "gp")
-DEFAULT_GENERATORS = "bayesian,random,grid,nevergrad,tpe,gp"
+DEFAULT_GENERATORS = "bayesian,random,nevergrad,tpe,gp"
+#: Nevergrad runs in its own virtual environment as a subprocess (one per generation, ~2.5 s of interpreter start
+#: and imports): 50 of them per sequential run would dominate the benchmark, so it only runs at B >= this.
+NEVERGRAD_MIN_BATCH = 5
+#: Two points closer than this in every unit-cube column (a fraction of each parameter's range) are a close pair.
+CLOSE = 1e-3
+SLOW = ("gp", "nevergrad", "nevergrad-twopointsde", "bayesian", "bayesian-standardize", "bayesian-log")
 
 
 # --- runs ----------------------------------------------------------------------------------------------------
 
 
-def run_ours(name: str, problem: Problem, seed: int, evals: int) -> float:
-    """Best loss found by one of our generators."""
-    method, options, batch = OURS[name]
+def close_pairs(space: SearchSpace, points: list[Point]) -> int:
+    """Pairs of points closer than ``CLOSE`` of every parameter's range (Chebyshev distance in the cube)."""
+    if len(points) < 2:
+        return 0
+    cube = np.array([space.encode(p) for p in points])
+    gaps = np.abs(cube[:, None, :] - cube[None, :, :]).max(-1)
+    return int((gaps[np.triu_indices(len(points), 1)] < CLOSE).sum())
+
+
+def run_ours(name: str, problem: Problem, seed: int, evals: int, batch: int) -> tuple[float, list[Point]]:
+    """Best loss found by one of our generators asked ``batch`` points at a time, and every point evaluated."""
+    method, options = OURS[name]
     space: SearchSpace = parse_space(problem.space)
     generator = generator_class(method)(space, seed=seed, options=options)
     history: list[tuple[Point, float | None]] = []
@@ -126,8 +182,9 @@ def run_ours(name: str, problem: Problem, seed: int, evals: int) -> float:
         points = generator.generate(history, batch, evals)
         if not points:
             break
+        # The whole batch is told at once, after every point of it was proposed: B parallel workers.
         history.extend((p, problem.func(p)) for p in points)
-    return min(loss for _, loss in history)
+    return min(loss for _, loss in history), [p for p, _ in history]
 
 
 def _optuna_suggest(trial: Any, space: SearchSpace) -> Point:
@@ -142,76 +199,158 @@ def _optuna_suggest(trial: Any, space: SearchSpace) -> Point:
     return point
 
 
-def run_optuna(name: str, problem: Problem, seed: int, evals: int) -> float:
-    """Best loss found by Optuna's TPESampler or GPSampler with their defaults."""
+def run_optuna(name: str, problem: Problem, seed: int, evals: int, batch: int) -> tuple[float, list[Point]]:
+    """Best loss found by Optuna's TPESampler or GPSampler with their defaults, ``batch`` trials asked per tell."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = parse_space(problem.space)
     sampler = optuna.samplers.TPESampler(seed=seed) if name == "tpe" else optuna.samplers.GPSampler(seed=seed)
     study = optuna.create_study(sampler=sampler, direction="minimize")
-    study.optimize(lambda trial: problem.func(_optuna_suggest(trial, space)), n_trials=evals)
-    return study.best_value
+    points: list[Point] = []
+    while len(points) < evals:
+        trials = [study.ask() for _ in range(min(batch, evals - len(points)))]
+        asked = [_optuna_suggest(trial, space) for trial in trials]
+        for trial, point in zip(trials, asked, strict=True):
+            study.tell(trial, problem.func(point))
+        points.extend(asked)
+    return study.best_value, points
 
 
-def run_one(job: tuple[str, str, int, int]) -> tuple[str, str, int, float, float]:
-    """(generator, function, seed, regret, seconds) of one run."""
-    name, function, seed, evals = job
+def run_one(job: tuple[str, str, int, int, int]) -> tuple[str, str, int, int, float, int, float]:
+    """(generator, function, batch, seed, regret, close pairs, seconds) of one run."""
+    name, function, batch, seed, evals = job
     problem = PROBLEMS[function]
     started = time.perf_counter()
     if name in OPTUNA:
         import torch
 
         torch.set_num_threads(1)
-        best = run_optuna(name, problem, seed, evals)
+        best, points = run_optuna(name, problem, seed, evals, batch)
     else:
-        best = run_ours(name, problem, seed, evals)
-    return name, function, seed, best - problem.minimum, time.perf_counter() - started
+        best, points = run_ours(name, problem, seed, evals, batch)
+    close = close_pairs(parse_space(problem.space), points)
+    return name, function, batch, seed, best - problem.minimum, close, time.perf_counter() - started
+
+
+def timing(sizes: list[int], options: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Seconds (wall and CPU) the bayesian generator takes for 10 points after ``sizes`` evaluated points.
+
+    CPU seconds are the figure to compare on a shared machine: the generator is single-threaded (one BLAS
+    thread), so on an idle core wall time equals CPU time.
+    """
+    problem = PROBLEMS["hartmann6"]
+    space = parse_space(problem.space)
+    figures: dict[str, dict[str, float]] = {}
+    for size in sizes:
+        points = space.sample(np.random.default_rng(size), size)
+        history = [(p, problem.func(p)) for p in points]
+        generator = generator_class("bayesian")(space, seed=0, options=options)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        generator.generate(history, 10, size + 10)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        figures[str(size)] = {"wall": round(wall, 2), "cpu": round(cpu, 2)}
+        print(
+            f"bayesian: 10 points after {size} points (hartmann6, 6-D): {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True
+        )
+    return figures
+
+
+def _jobs(args: argparse.Namespace, names: list[str], functions: list[str], batches: list[int]) -> list[tuple]:
+    jobs = [
+        (n, f, b, s, args.evals)
+        for f in functions
+        for b in batches
+        for n in names
+        for s in range(args.seeds)
+        if not (n.startswith("nevergrad") and b < NEVERGRAD_MIN_BATCH)
+    ]
+    # Slow runs first so the pool does not end on one long straggler.
+    jobs.sort(key=lambda job: (job[0] not in SLOW, job[2]))
+    return jobs
+
+
+def _print_tables(names, functions, batches, medians, closes) -> dict[str, dict[str, float]]:
+    """One table per function (generators x batch sizes); returns bayesian's ratio to each peer."""
+    ratios: dict[str, dict[str, float]] = {}
+    for f in functions:
+        print(f"\n{f}: median final regret (close pairs summed over seeds)")
+        print(f"{'generator':<22}" + "".join(f"{'B=' + str(b):>20}" for b in batches))
+        for n in names:
+            cells = []
+            for b in batches:
+                key = f"B{b}"
+                if key in medians[n][f]:
+                    cells.append(f"{medians[n][f][key]:>14.3g} ({closes[n][f][key]:>2})")
+                else:
+                    cells.append(f"{'-':>19}")
+            print(f"{n:<22}" + " ".join(cells))
+    if "bayesian" in names:
+        for peer in (p for p in names if p != "bayesian"):
+            for b in batches:
+                row = {}
+                for f in functions:
+                    ours, theirs = medians["bayesian"][f].get(f"B{b}"), medians[peer][f].get(f"B{b}")
+                    if ours is not None and theirs is not None:
+                        row[f] = ours / theirs if theirs > 0 else math.inf
+                if row:
+                    ratios[f"bayesian/{peer}@B{b}"] = row
+        print("\nratios of medians, bayesian / peer at the same batch size")
+        for label, row in ratios.items():
+            print(f"{label:<28}" + "".join(f"{f}={v:.3g}  " for f, v in row.items()))
+    return ratios
 
 
 def main() -> None:
-    """Run every (generator, function, seed), print a table and the JSON summary."""
+    """Run every (generator, function, batch, seed), print tables and the JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--evals", type=int, default=50)
-    parser.add_argument("--functions", default=",".join(PROBLEMS))
+    parser.add_argument("--batches", default="1,5,10", help="comma list of batch sizes B (points per generation)")
+    parser.add_argument("--functions", default=",".join(PROBLEMS), help=f"comma list from {sorted(PROBLEMS)}")
     parser.add_argument(
         "--generators",
         default=DEFAULT_GENERATORS,
         help=f"comma list from {sorted([*OURS, *OPTUNA])}; bayesopt-ucb/ei are bayes-opt's own acquisitions",
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--timing", default="", help="comma list of history sizes: time 10 bayesian points after each, then stop"
+    )
     args = parser.parse_args()
+    if args.timing:
+        figures = timing([int(s) for s in args.timing.split(",")], {})
+        print(json.dumps({"timing_seconds_for_10_points": figures}))
+        return
     names = args.generators.split(",")
     functions = args.functions.split(",")
-    jobs = [(n, f, s, args.evals) for f in functions for n in names for s in range(args.seeds)]
-    # Slow runs first so the pool does not end on one long straggler.
-    jobs.sort(key=lambda job: job[0] not in ("gp", "nevergrad", "bayesian"))
-    regrets: dict[str, dict[str, list[float]]] = {n: {f: [] for f in functions} for n in names}
+    batches = [int(b) for b in args.batches.split(",")]
+    regrets: dict[str, dict[str, dict[str, list[float]]]] = {n: {f: {} for f in functions} for n in names}
+    close: dict[str, dict[str, dict[str, int]]] = {n: {f: {} for f in functions} for n in names}
     seconds: dict[str, float] = dict.fromkeys(names, 0.0)
     started = time.perf_counter()
+    jobs = _jobs(args, names, functions, batches)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for name, function, _seed, regret, spent in pool.map(run_one, jobs):
-            regrets[name][function].append(regret)
+        futures = [pool.submit(run_one, job) for job in jobs]
+        for done, future in enumerate(as_completed(futures), 1):
+            name, function, batch, seed, regret, pairs, spent = future.result()
+            # Progress on stderr: a full run takes a while on a shared machine.
+            print(f"[{done}/{len(jobs)}] {name} {function} B={batch} seed={seed}: regret {regret:.3g}", file=sys.stderr)
+            regrets[name][function].setdefault(f"B{batch}", []).append(regret)
+            close[name][function][f"B{batch}"] = close[name][function].get(f"B{batch}", 0) + pairs
             seconds[name] += spent
     wall = time.perf_counter() - started
 
-    medians = {n: {f: float(np.median(regrets[n][f])) for f in functions} for n in names}
-    print(f"median final regret, {args.evals} evaluations, {args.seeds} seeds")
-    print(f"{'generator':<14}" + "".join(f"{f:>14}" for f in functions) + f"{'cpu s':>10}")
-    for n in names:
-        print(f"{n:<14}" + "".join(f"{medians[n][f]:>14.3g}" for f in functions) + f"{seconds[n]:>10.0f}")
-    ratios: dict[str, dict[str, float]] = {}
-    if "bayesian" in names:
-        for peer in (p for p in names if p != "bayesian"):
-            ratios[f"bayesian/{peer}"] = {
-                f: medians["bayesian"][f] / medians[peer][f] if medians[peer][f] > 0 else math.inf for f in functions
-            }
-            print(f"bayesian/{peer:<10}" + "".join(f"{ratios[f'bayesian/{peer}'][f]:>14.3g}" for f in functions))
+    medians = {n: {f: {b: float(np.median(r)) for b, r in regrets[n][f].items()} for f in functions} for n in names}
+    print(f"median final regret, {args.evals} evaluations, {args.seeds} seeds, batch sizes {batches}")
+    ratios = _print_tables(names, functions, batches, medians, close)
+    print("\ncpu seconds: " + ", ".join(f"{n}={s:.0f}" for n, s in seconds.items()))
     summary = {
         "evals": args.evals,
         "seeds": args.seeds,
+        "batches": batches,
         "median_regret": medians,
+        "close_pairs": close,
         "ratios": ratios,
         "cpu_seconds": {n: round(s, 1) for n, s in seconds.items()},
         "wall_seconds": round(wall, 1),

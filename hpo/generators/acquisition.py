@@ -7,7 +7,8 @@ smooth everywhere and its analytic input gradient comes from ``MaternGP.predict_
 
 bayes-opt maximises its targets, so EI here is improvement *above* the best (standardised) target.
 Pending points (issued, no loss yet) enter as kriging-believer fantasies: the GP is conditioned on its own
-mean at each of them, which collapses the posterior variance there so no generation proposes them again.
+mean at each of them, which collapses the posterior variance there, and the fantasised values count towards the
+incumbent, so the next point of a batch has to promise improvement over them rather than sit beside them.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class LogExpectedImprovement(AcquisitionFunction):
     """Log-EI maximised by many random and local candidates, then L-BFGS-B from the best few.
 
     ``snap`` maps a relaxed cube vector onto the cube image of the point it decodes to (rounding ints,
-    picking categories) and ``is_taken`` tells whether a snapped vector is a point the study already has or
-    this batch already proposed; both come from the generator, which knows the search space.
+    picking categories) and ``is_taken`` tells whether a snapped vector repeats, or sits too close to, a point
+    the study already has or this batch already proposed; both come from the generator, which knows the space.
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         *,
         snap: Callable[[np.ndarray], np.ndarray],
         is_taken: Callable[[np.ndarray], bool],
+        repair: Callable[[np.ndarray], np.ndarray | None] | None = None,
         n_candidates: int = 2048,
         n_starts: int = 10,
         hyperparameter_samples: int = 1,
@@ -72,6 +74,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         super().__init__()
         self.snap = snap
         self.is_taken = is_taken
+        self.repair = repair
         self.n_candidates = n_candidates
         self.n_starts = n_starts
         self.hyperparameter_samples = hyperparameter_samples
@@ -132,6 +135,19 @@ class LogExpectedImprovement(AcquisitionFunction):
         ]
         return uniform, np.vstack(local)
 
+    def _with_repairs(self, finals: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The final candidates plus, for the best few refused ones, their nearest allowed neighbours."""
+        repaired = []
+        for i in np.argsort(-scores)[: self.n_starts]:
+            if self.is_taken(finals[i]):
+                moved = self.repair(finals[i])
+                if moved is not None:
+                    repaired.append(self.snap(moved))
+        if not repaired:
+            return finals, scores
+        extra = np.array(repaired)
+        return np.vstack([finals, extra]), np.concatenate([scores, self._score(extra)])
+
     def suggest(
         self,
         gp: MaternGP,
@@ -157,7 +173,10 @@ class LogExpectedImprovement(AcquisitionFunction):
                 model.condition_on(pending, sample.predict(pending))
             self._models.append(model)
         self._model = self._models[0]
-        self._bests = [float(m._ys[: self._n_observed].max()) for m in self._models]
+        # The fantasies count as observations for the incumbent too (Ginsbourger et al. 2010's kriging believer):
+        # with only the real best to beat, the point next to a pending one promising improvement keeps nearly
+        # all of its EI, and a batch collapses onto one spot.
+        self._bests = [float(m._ys.max()) for m in self._models]
         self._best = self._bests[0]
 
         uniform, local = self._candidates(rng, dim)
@@ -185,6 +204,8 @@ class LogExpectedImprovement(AcquisitionFunction):
             finals.insert(0, self.snap(result.x))
         finals_array = np.array(finals)
         final_scores = self._score(finals_array)
+        if self.repair is not None:
+            finals_array, final_scores = self._with_repairs(finals_array, final_scores)
         for i in np.argsort(-final_scores):
             if not self.is_taken(finals_array[i]):
                 return finals_array[i]

@@ -14,9 +14,22 @@ How bayes-opt is used, and what this module adds around it:
 * The first points are seeded uniform draws (bayes-opt's ask/tell gives one random point on an empty
   optimiser and nothing more), as many as ``initial_design`` (default ``min(10, max(4, 2 * dim))``), and
   keep coming from there until two losses are known.
-* Losses can be warped before modelling (``output_transform``: ``standardize`` (default), ``log`` or
-  ``rank``). Measured on Branin (3 seeds): standardize 1.7e-4, log 0.034, rank 0.054 median regret, so the
-  GP sees standardised losses unless a study asks otherwise (``log`` can help losses spanning decades).
+* Losses are warped before modelling (``output_transform``, see ``hpo/generators/warping.py``): ``power``
+  (default, a Box-Cox transform fitted to the losses, near the identity unless they have a long tail),
+  ``standardize`` (none), ``log`` or ``rank``.
+* No two points of a study closer than ``min_distance`` (default 1e-3) of every parameter's range, pending and
+  earlier points included (``hpo/generators/spacing.py``): the acquisition optimiser skips such candidates, so a
+  batch never spends two trainings on the same configuration. When the acquisition's best candidate is refused,
+  its nearest allowed neighbour (pushed just outside the exclusion box) competes with the other candidates, so
+  refining an optimum goes on at the rule's resolution.
+* Batches: each point of a generation is pending for the next one, and the log-EI acquisition conditions the GP
+  on its own mean there (kriging believer) *and* counts that fantasy as the incumbent to beat, so the next
+  point must promise improvement elsewhere rather than next to the previous one.
+* Generation time is bounded: past ``max_model_points`` (default 200) evaluated points the GP is fitted on a
+  subsample, the best half of that size by loss plus a seeded uniform draw of the others, and only the most
+  recent ``max_model_points // 4`` pending points are fantasised (the spacing rule still sees all of them).
+  An exact GP costs O(n^3) per likelihood evaluation; 200 points keep one generation of 10 points to a few
+  seconds at any study size.
 * The optimiser is rebuilt from the history on every generation with randomness seeded by
   ``(seed, len(history))``: the generator keeps no state, and a repeated generation gives the same points.
 """
@@ -29,42 +42,27 @@ from typing import Any, ClassVar
 
 import numpy as np
 from bayes_opt import BayesianOptimization, acquisition
-from scipy.stats import norm
 
 from hpo.generators.acquisition import LogExpectedImprovement
 from hpo.generators.base import Generator, GeneratorError, History
 from hpo.generators.gp import MaternGP
+from hpo.generators.spacing import PointSpacing
+from hpo.generators.warping import OUTPUT_TRANSFORMS, transform_losses
 from hpo.space import Point
 
 ACQUISITIONS = ("logei", "ei", "ucb")
-OUTPUT_TRANSFORMS = ("standardize", "log", "rank")
-
-
-def transform_losses(losses: np.ndarray, how: str) -> np.ndarray:
-    """Warp losses (lower is better) before the GP sees them; the order of points is kept.
-
-    ``log`` takes the log of the distance to the best loss plus a small offset, which spreads the region
-    near the optimum out and squeezes the bad tail (losses of any sign are fine); ``rank`` maps ranks to
-    normal quantiles, ignoring magnitudes entirely.
-    """
-    if how == "standardize" or len(losses) < 2:
-        return losses
-    if how == "log":
-        spread = float(np.median(losses) - losses.min())
-        offset = max(spread * 1e-3, 1e-12)
-        return np.log(losses - losses.min() + offset)
-    ranks = np.argsort(np.argsort(losses, kind="stable"), kind="stable")
-    return norm.ppf((ranks + 0.5) / len(losses))
 
 
 class BayesianGenerator(Generator):
     """GP-based proposals via bayes-opt ask/tell (see the module docstring for the choices made)."""
 
     name = "bayesian"
-    version = "2"
+    version = "3"
     default_options: ClassVar[dict[str, Any]] = {
         "acquisition": "logei",
-        "output_transform": "standardize",
+        "output_transform": "power",
+        "min_distance": 1e-3,
+        "max_model_points": 200,
         "initial_design": None,
         "kappa": 2.576,
         "xi": 0.01,
@@ -79,8 +77,13 @@ class BayesianGenerator(Generator):
             raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {self.options['acquisition']!r}")
         if self.options["output_transform"] not in OUTPUT_TRANSFORMS:
             raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS}")
+        if not 0.0 <= float(self.options["min_distance"]) < 0.5:
+            raise ValueError("min_distance must be a fraction of each range in [0, 0.5)")
+        if int(self.options["max_model_points"]) < 10:
+            raise ValueError("max_model_points must be at least 10")
         dim = space.cube_dim
         self.initial_design = int(self.options["initial_design"] or min(10, max(4, 2 * dim)))
+        self._continuous = all(p.kind == "float" for p in space.params)
         # Zero-padded so that any ordering bayes-opt applies to the keys is the cube's column order.
         self._keys = [f"x{i:04d}" for i in range(dim)]
 
@@ -94,14 +97,15 @@ class BayesianGenerator(Generator):
         """
         return np.random.default_rng([self.seed, 7]).random((skip + count, self.space.cube_dim))[skip:]
 
-    def _optimizer(self, history: History, taken: set[tuple]) -> BayesianOptimization:
+    def _optimizer(self, history: History, spacing: PointSpacing) -> BayesianOptimization:
         options = self.options
         seed = int(np.random.default_rng([self.seed, len(history)]).integers(2**31))
         kind = options["acquisition"]
         if kind == "logei":
             acq = LogExpectedImprovement(
-                snap=self.space.snap,
-                is_taken=lambda x: self.space.key(self.space.decode(x)) in taken,
+                snap=self._snap,
+                is_taken=spacing.refuses_cube,
+                repair=spacing.nearest_allowed,
                 n_candidates=options["n_candidates"],
                 n_starts=options["n_starts"],
                 hyperparameter_samples=options["hyperparameter_samples"],
@@ -123,6 +127,12 @@ class BayesianGenerator(Generator):
             optimizer._gp = MaternGP(seed=seed)
         return optimizer
 
+    def _snap(self, x: np.ndarray) -> np.ndarray:
+        """``SearchSpace.snap``, short-cut to a clip where every column is a float (thousands of calls a point)."""
+        if self._continuous:
+            return np.clip(x, 0.0, 1.0)
+        return self.space.snap(x)
+
     def _to_params(self, x: np.ndarray) -> dict[str, float]:
         return dict(zip(self._keys, map(float, x), strict=True))
 
@@ -136,15 +146,14 @@ class BayesianGenerator(Generator):
         wanted = self.budget(history, num_points, max_points)
         if wanted == 0:
             return []
-        taken = self.taken_keys(history)
+        spacing = PointSpacing(self.space, (p for p, _ in history), self.options["min_distance"])
         evaluated = [(p, loss) for p, loss in history if loss is not None and math.isfinite(loss)]
         points: list[Point] = []
 
         def accept(point: Point) -> bool:
-            key = self.space.key(point)
-            if key in taken:
+            if spacing.refuses(point):
                 return False
-            taken.add(key)
+            spacing.add(point)
             points.append(point)
             return True
 
@@ -153,8 +162,8 @@ class BayesianGenerator(Generator):
             for row in self._initial_design(min(count, wanted), skip=len(history)):
                 accept(self.space.decode(row))
         if len(points) < wanted and len(evaluated) >= 2:
-            self._model_points(history, evaluated, taken, wanted - len(points), accept)
-        if len(points) < wanted and self.space.cardinality > len(taken):
+            self._model_points(history, evaluated, spacing, wanted - len(points), accept)
+        if len(points) < wanted and self.space.cardinality > len(spacing):
             # Discrete spaces can hand out duplicate design cells: fill up with random free points.
             rng = self.rng(history)
             for point in self.space.sample(rng, 50 * wanted):
@@ -163,29 +172,45 @@ class BayesianGenerator(Generator):
                 accept(point)
         return points
 
+    def model_subset(self, history: History, evaluated: list[tuple[Point, float]]) -> tuple[list, list]:
+        """The evaluated and pending points the GP is fitted on: all of them up to ``max_model_points``.
+
+        Past it, the best ``max_model_points // 2`` by loss (where the optimum is refined) and a seeded uniform
+        draw of the others (the model's picture of the rest of the space); the latest pending points only.
+        """
+        limit = int(self.options["max_model_points"])
+        pending = [p for p, loss in history if loss is None][-(limit // 4) :]
+        if len(evaluated) <= limit:
+            return evaluated, pending
+        order = np.argsort([loss for _, loss in evaluated], kind="stable")
+        best, rest = order[: limit // 2], order[limit // 2 :]
+        drawn = self.rng(history).choice(rest, size=limit - len(best), replace=False)
+        keep = np.sort(np.concatenate([best, drawn]))
+        return [evaluated[i] for i in keep], pending
+
     def _model_points(
         self,
         history: History,
         evaluated: list[tuple[Point, float]],
-        taken: set[tuple],
+        spacing: PointSpacing,
         count: int,
         accept: Callable[[Point], bool],
     ) -> None:
         """Ask bayes-opt for ``count`` points, each new one pending for the next ask; ``accept`` collects them."""
-        optimizer = self._optimizer(history, taken)
-        losses = np.array([loss for _, loss in evaluated], dtype=float)
+        optimizer = self._optimizer(history, spacing)
+        modelled, pending = self.model_subset(history, evaluated)
+        losses = np.array([loss for _, loss in modelled], dtype=float)
         targets = -transform_losses(losses, self.options["output_transform"])
-        for (point, _), target in zip(evaluated, targets, strict=True):
+        for (point, _), target in zip(modelled, targets, strict=True):
             optimizer.register(params=self._to_params(self.space.encode(point)), target=float(target))
-        pending = [self.space.encode(p) for p, loss in history if loss is None]
         lie = float(targets.min())
-        for x in pending:
-            self._add_pending(optimizer, x, lie)
+        for point in pending:
+            self._add_pending(optimizer, self.space.encode(point), lie)
         try:
             for _ in range(count):
-                x = self.space.snap(self._to_array(optimizer.suggest()))
-                # A repeat (bayes-opt's own acquisitions can re-suggest a point) ends the model's turn; the
-                # caller fills up with free random points.
+                x = self._snap(self._to_array(optimizer.suggest()))
+                # A repeat or a too-close point (bayes-opt's own acquisitions can re-suggest one) ends the model's
+                # turn; the caller fills up with free random points.
                 if not accept(self.space.decode(x)):
                     break
                 self._add_pending(optimizer, x, lie)

@@ -42,7 +42,7 @@ LENGTHSCALE_WEIGHT = 0.1
 #: Spread of the random restarts of the length scales around the first start (log scale).
 RESTART_SD = math.sqrt(3.0)
 #: History size beyond which the hyperparameter fit makes a single random restart.
-MANY_POINTS = 200
+MANY_POINTS = 100
 #: Added to the covariance diagonal for numerical stability.
 JITTER = 1e-9
 
@@ -199,8 +199,11 @@ class MaternGP:
         self._alpha = cho_solve((self._L, True), ys)
 
     def _distance(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        scaled = (A[:, None, :] - B[None, :, :]) / self._lengthscales
-        return np.sqrt((scaled * scaled).sum(-1))
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: a matrix product instead of an m x n x D array (thousands of
+        # acquisition candidates against hundreds of observations).
+        a, b = A / self._lengthscales, B / self._lengthscales
+        sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+        return np.sqrt(np.maximum(sq, 0.0))
 
     def condition_on(self, X_new: np.ndarray, y_new: np.ndarray) -> None:
         """Add observations (in the original target units) keeping the hyperparameters: fantasies for pending points."""

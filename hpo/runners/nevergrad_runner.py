@@ -2,7 +2,7 @@
 
 Usage: ``python nevergrad_runner.py IN OUT``. ``IN`` follows the generator contract plus a ``nevergrad``
 section: ``{"points": [[point, loss|null], ...], "opt_space": <native form>, "num_points": n,
-"nevergrad": {"optimizer": "TwoPointsDE", "seed": 1, "budget": 50}}``. ``OUT`` receives a JSON list of new points.
+"nevergrad": {"optimizer": "CauchyOnePlusOne", "seed": 1, "budget": 50}}``. ``OUT`` receives a JSON list of new points.
 
 This file is standalone on purpose: that venv has nevergrad and numpy, not Django nor this project.
 """
@@ -70,8 +70,10 @@ def main(in_path: str, out_path: str) -> None:
         doc = json.load(handle)
     settings = doc.get("nevergrad", {})
     param = parametrization(doc["opt_space"])
-    param.random_state = np.random.RandomState(int(settings.get("seed", 0)))
-    optimizer_class = ng.optimizers.registry[settings.get("optimizer", "TwoPointsDE")]
+    # Seeded by (seed, history length) like the in-process generators: a generation re-seeded with the seed alone
+    # would draw the same mutations as every generation before it.
+    param.random_state = np.random.RandomState([int(settings.get("seed", 0)), len(doc["points"])])
+    optimizer_class = ng.optimizers.registry[settings.get("optimizer", "CauchyOnePlusOne")]
     wanted = int(doc.get("num_points", 1))
     optimizer = optimizer_class(
         parametrization=param, budget=int(settings.get("budget", 100)), num_workers=max(wanted, 1)

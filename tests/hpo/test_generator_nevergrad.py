@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpo.generators.nevergrad import NevergradGenerator
+from hpo.generators.nevergrad import NevergradGenerator, default_optimizer
 from hpo.nevergrad_env import default_venv_path, ensure_venv
 from hpo.space_forms import parse_space
 from tests.hpo.conftest import quadratic, run_study
@@ -56,8 +56,51 @@ def test_it_improves_on_a_smooth_loss_and_stops_at_the_budget():
     space = parse_space({"x": [0.0, 1.0], "y": [0.0, 1.0]})
 
     # when
-    history = run_study(NevergradGenerator(space, seed=0), quadratic, max_points=30, batch=10)
+    history = run_study(NevergradGenerator(space, seed=0), quadratic, max_points=30, batch=5)
+
+    # then the default optimiser for this budget (CauchyOnePlusOne) beats its first generation later on
+    assert len(history) == 30
+    assert min(loss for _, loss in history[15:]) < min(loss for _, loss in history[:5])
+
+
+@pytest.mark.parametrize(
+    ("budget", "dimension", "batch", "expected"),
+    [
+        (50, 2, 5, "CauchyOnePlusOne"),
+        (50, 6, 10, "CauchyOnePlusOne"),
+        (50, 6, 20, "ScrHammersleySearchPlusMiddlePoint"),
+        (5000, 6, 10, "NGOpt"),
+        (300, 2, 1, "NGOpt"),
+        (300, 5, 1, "CauchyOnePlusOne"),
+    ],
+)
+def test_the_default_optimiser_depends_on_budget_dimension_and_batch(budget, dimension, batch, expected):
+    # when / then
+    assert default_optimizer(budget, dimension, batch) == expected
+
+
+def test_auto_resolves_by_the_study_and_a_named_optimiser_is_kept():
+    # given a 2 + 1 + 1 + 1 + 2 = 7 dimensional space
+    space = parse_space(SPACE)
+
+    # when
+    automatic = NevergradGenerator(space)
+    chosen = NevergradGenerator(space, options={"optimizer": "TwoPointsDE"})
 
     # then
-    assert len(history) == 30
-    assert min(loss for _, loss in history[20:]) < min(loss for _, loss in history[:10])
+    assert automatic.options["optimizer"] == "auto"
+    assert automatic.optimizer_name(max_points=50, batch=10) == "CauchyOnePlusOne"
+    assert automatic.optimizer_name(max_points=5000, batch=10) == "NGOpt"
+    assert chosen.optimizer_name(max_points=50, batch=10) == "TwoPointsDE"
+
+
+def test_a_named_optimiser_runs_in_the_venv():
+    # given
+    space = parse_space({"x": [0.0, 1.0], "y": [0.0, 1.0]})
+
+    # when
+    points = NevergradGenerator(space, seed=2, options={"optimizer": "TwoPointsDE"}).generate([], 4, 20)
+
+    # then
+    assert len(points) == 4
+    assert len({space.key(p) for p in points}) == 4
