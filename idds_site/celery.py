@@ -13,7 +13,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idds_site.settings")
 
 app = Celery("idds_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's ``current_app`` is thread-local: without a default, the request threads of a threaded gunicorn
+# worker would see an empty app.
+app.set_default()
 app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def register_tasks(sender: Celery, **_: Any) -> None:
+    """Import every app's tasks when the app is first used, in every process.
+
+    Only a worker imports them on start; a web process or a command sends tasks by name (``handoffs``) and
+    would otherwise raise NotRegistered on its first hand-off.
+    """
+    sender.loader.import_default_modules()
 
 
 @task_prerun.connect
