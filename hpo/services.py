@@ -8,7 +8,17 @@ A point is a ``Content`` of the study's output collection; its statuses mean:
 
 Status moves go through ``contents_apply_updates`` so collection counters and the ``file_hyperparameteropt``
 messages change in the same transaction. Every change that can start a new generation or end the study
-enqueues the roll-up after commit.
+enqueues the roll-up after commit; reports, the hot path, share one roll-up per short window
+(``hpo.handoffs.study_changed``).
+
+Workers may report intermediate values while they evaluate a point (``point_intermediate``); a study with
+``early_stopping`` answers each with continue or stop, and a stopped point ends as Available with
+``pruned: true`` and its last value as the loss, so iDDS consumers (which know only Available and a loss)
+and the generators (which see every Available point's loss) treat it as an evaluation that went badly.
+
+Hot-path cost (a report is ~10 queries, a checkout 6, auth included): the point, its collection and its
+lease are read in one locking query, and the collection-counter row, which every report of a study
+updates, is written last so its lock is held only until the commit.
 
 Every verb acts for a ``Principal`` (a user, and the worker token used if any): a lease records the principal
 that took it, and heartbeat, fail and release act only on the caller's own lease. The API checks that the
@@ -26,7 +36,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hpo.models import PointLease
+from hpo import early_stopping
+from hpo.handoffs import study_changed
+from hpo.models import IntermediateValue, PointLease
 from hpo.study import StudyConfig
 from requests_app import handoffs
 from requests_app.auth.principals import Principal
@@ -47,6 +59,8 @@ from requests_app.worktypes.registry import get_work_type
 MAX_CHECKOUT = 100
 #: A worker id is echoed in leases and audit entries.
 MAX_WORKER_LENGTH = 255
+#: Largest step of an intermediate value (a bigint column).
+MAX_STEP = 2**62
 
 
 def point_path(parameters: dict[str, Any], loss: float | None) -> str:
@@ -82,8 +96,10 @@ def _check_worker(worker: Any) -> str:
 
 
 def _locked_point(transform: Transform, name: str) -> Content:
+    """The point, locked, with its collection and its lease (if any) in the same query."""
     point = (
-        Content.objects.select_for_update()
+        Content.objects.select_for_update(of=("self",))
+        .select_related("collection", "hpo_lease")
         .filter(
             collection__transform=transform, collection__relation_type=CollectionRelationType.OUTPUT, name=str(name)
         )
@@ -95,7 +111,17 @@ def _locked_point(transform: Transform, name: str) -> Content:
 
 
 def _lease_of(point: Content) -> PointLease | None:
-    return PointLease.objects.filter(content=point).first()
+    """The lease read with the point (``_locked_point``), or None."""
+    try:
+        return point.hpo_lease
+    except Content.hpo_lease.RelatedObjectDoesNotExist:
+        return None
+
+
+def _drop_lease(point: Content) -> None:
+    """Delete the point's lease and forget it on the instance, so the caller's answer shows no holder."""
+    PointLease.objects.filter(content=point).delete()
+    point.hpo_lease = None
 
 
 def _held_by(lease: PointLease | None, principal: Principal) -> bool:
@@ -136,12 +162,17 @@ def points_checkout(
     worker = _check_worker(worker)
     if not 1 <= int(count) <= MAX_CHECKOUT:
         raise ApplicationError(f"count must be between 1 and {MAX_CHECKOUT}")
-    if study_has_ended(transform) or not Collection.objects.filter(transform=transform).exists():
+    if study_has_ended(transform):
         return []
     seconds = lease_seconds or study_config(transform).lease_seconds
-    collection = output_collection(transform)
+    # One query finds and locks free points (no separate collection lookup: an unplanned study simply has none).
+    # Never waits: a checkout with nothing free answers [] at once; stock is refilled ahead by the roll-up.
     free = list(
-        Content.objects.filter(collection=collection, status=ContentStatus.NEW)
+        Content.objects.filter(
+            collection__transform=transform,
+            collection__relation_type=CollectionRelationType.OUTPUT,
+            status=ContentStatus.NEW,
+        )
         .order_by("id")
         .select_for_update(skip_locked=True, of=("self",))[: int(count)]
     )
@@ -153,23 +184,30 @@ def points_checkout(
     bulk_transition(
         Content.objects.filter(pk__in=[p.pk for p in free]), ContentStatus.PROCESSING, status_changed_at=now
     )
-    PointLease.objects.filter(content__in=free).delete()
+    leases = [
+        PointLease(
+            content=p,
+            transform=transform,
+            worker=worker,
+            user_id=principal.user_id,
+            worker_token_id=principal.worker_token_id,
+            leased_at=now,
+            expires_at=now + timedelta(seconds=seconds),
+            heartbeats=0,
+        )
+        for p in free
+    ]
+    # An upsert, in case a stale lease survived on a New point: one statement instead of a DELETE and an INSERT.
     PointLease.objects.bulk_create(
-        [
-            PointLease(
-                content=p,
-                transform=transform,
-                worker=worker,
-                user_id=principal.user_id,
-                worker_token_id=principal.worker_token_id,
-                leased_at=now,
-                expires_at=now + timedelta(seconds=seconds),
-            )
-            for p in free
-        ]
+        leases,
+        update_conflicts=True,
+        unique_fields=["content"],
+        update_fields=["transform", "worker", "user", "worker_token", "leased_at", "expires_at", "heartbeats"],
     )
-    for point in free:
+    for point, lease in zip(free, leases, strict=True):
         point.status = ContentStatus.PROCESSING
+        point.status_changed_at = point.updated_at = now
+        point.hpo_lease = lease
     return free
 
 
@@ -191,6 +229,13 @@ def point_heartbeat(
     lease.save(update_fields=["expires_at", "heartbeats"])
     lease.refresh_from_db()
     return lease
+
+
+def _extend_lease(lease: PointLease, transform: Transform) -> None:
+    """An intermediate report is also a sign of life: push the lease as a heartbeat would."""
+    lease.expires_at = timezone.now() + timedelta(seconds=study_config(transform).lease_seconds)
+    lease.heartbeats = F("heartbeats") + 1
+    lease.save(update_fields=["expires_at", "heartbeats"])
 
 
 # --- reports ---------------------------------------------------------------------------------------------
@@ -246,26 +291,114 @@ def point_report(
         reported_at=now.isoformat(),
         late=bool(late and point.status != ContentStatus.NEW),
     )
-    collection = output_collection(transform)
+    _record_loss(transform, point, details)
+    return point, True
+
+
+def _record_loss(transform: Transform, point: Content, details: dict[str, Any]) -> None:
+    """Make the (locked) point Available with ``details`` (its loss), drop its lease, schedule the roll-up."""
+    if _lease_of(point) is not None:
+        _drop_lease(point)
     if point.status == ContentStatus.FINAL_FAILED:
         # The table only lets a final failure restart; step through New so counters stay right.
-        points_apply_updates(transform, collection, [ContentUpdate(name=point.name, status=ContentStatus.NEW)])
+        points_apply_updates(transform, point.collection, [ContentUpdate(name=point.name, status=ContentStatus.NEW)])
+    # Last in the transaction: this UPDATEs the collection-counter row that every report of the study updates,
+    # so its lock is held only from here to the commit.
     points_apply_updates(
         transform,
-        collection,
+        point.collection,
         [
             ContentUpdate(
                 name=point.name,
                 status=ContentStatus.AVAILABLE,
-                path=point_path(details["parameters"], loss),
+                path=point_path(details["parameters"], details["loss"]),
                 details=details,
             )
         ],
     )
-    PointLease.objects.filter(content=point).delete()
-    handoffs.transform_changed(transform.pk)
-    point.refresh_from_db()
-    return point, True
+    study_changed(transform.pk)
+    point.refresh_from_db(fields=["status", "path", "details", "status_changed_at", "updated_at"])
+
+
+# --- intermediate values and early stopping --------------------------------------------------------------
+
+
+def _check_step(step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise ApplicationError(
+            f"step must be an integer between 0 and {MAX_STEP}, got {step!r}",
+            extra={"errors": {"step": f"an integer between 0 and {MAX_STEP}"}},
+        )
+    return step
+
+
+def _check_value(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApplicationError(
+            f"value must be a finite number, got {value!r}", extra={"errors": {"value": "not a finite number"}}
+        )
+    return float(value)
+
+
+def _verdict(transform: Transform, point: Content, step: int, value: float) -> early_stopping.Verdict:
+    """The study's rule applied to the values recorded so far (this report's included)."""
+    option = study_config(transform).early_stopping
+    if not option:
+        return early_stopping.CONTINUE_NO_RULE
+    at_step = IntermediateValue.objects.filter(transform=transform, step=step)
+    if option["rule"] == early_stopping.MEDIAN:
+        own = list(IntermediateValue.objects.filter(content=point, step__lte=step).values_list("value", flat=True))
+        others = list(at_step.exclude(content=point).values_list("value", flat=True))
+        return early_stopping.median_verdict(step=step, own_values=own, others_at_step=others, option=option)
+    if early_stopping.rung_of(step, option) is None:
+        return early_stopping.Verdict(False, f"step {step} is not a rung step")
+    values = list(at_step.values_list("value", flat=True))
+    return early_stopping.halving_verdict(step=step, value=value, values_at_step=values, option=option)
+
+
+@transaction.atomic
+def point_intermediate(
+    *, transform: Transform, principal: Principal, name: str, worker: str, step: Any, value: Any
+) -> tuple[Content, early_stopping.Verdict]:
+    """Record an intermediate value of the caller's leased point and answer continue or stop.
+
+    The report also extends the lease. On stop the point is recorded as pruned: Available, ``pruned: true``,
+    its loss the value just reported. The same (step, value) again gives the same answer; another value for
+    a recorded step is a ConflictError; a point no longer leased to the caller is a ConflictError.
+    """
+    worker = _check_worker(worker)
+    step, value = _check_step(step), _check_value(value)
+    _refuse_if_ended(transform, f"an intermediate report for point {name}")
+    point = _locked_point(transform, name)
+    lease = _lease_of(point)
+    if not _is_own_lease(lease, principal, worker) or point.status != ContentStatus.PROCESSING:
+        holder = "it is leased to another worker" if lease else f"it is {ContentStatus(point.status).label}"
+        raise ConflictError(f"point {name} is not leased to {worker} of this caller: {holder}; stop evaluating it")
+    recorded, created = IntermediateValue.objects.get_or_create(
+        content=point, step=step, defaults={"transform": transform, "value": value}
+    )
+    if not created and recorded.value != value:
+        raise ConflictError(
+            f"point {name} already has value {recorded.value} at step {step}; a different value ({value}) is refused",
+            extra={"errors": {"value": f"step {step} already has {recorded.value}"}},
+        )
+    verdict = _verdict(transform, point, step, value)
+    if not verdict.stop:
+        _extend_lease(lease, transform)
+        return point, verdict
+    details = dict(point.details or {})
+    details.update(
+        loss=value,
+        pruned=True,
+        pruned_at_step=step,
+        pruned_reason=verdict.reason,
+        metrics={"step": step},
+        reported_by=worker,
+        reported_at=timezone.now().isoformat(),
+        late=False,
+    )
+    _record_loss(transform, point, details)
+    return point, verdict
 
 
 @transaction.atomic
@@ -278,6 +411,7 @@ def point_fail(*, transform: Transform, principal: Principal, name: str, worker:
         raise ConflictError(f"point {name} is {ContentStatus(point.status).label}; a failure report does not apply")
     if not _is_own_lease(_lease_of(point), principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may fail it")
+    point.hpo_lease = None
     points_return(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
     handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
@@ -293,10 +427,8 @@ def point_release(*, transform: Transform, principal: Principal, name: str, work
     lease = _lease_of(point)
     if not _is_own_lease(lease, principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may release it")
-    points_apply_updates(
-        transform, output_collection(transform), [ContentUpdate(name=point.name, status=ContentStatus.NEW)]
-    )
-    lease.delete()
+    _drop_lease(point)
+    points_apply_updates(transform, point.collection, [ContentUpdate(name=point.name, status=ContentStatus.NEW)])
     point.refresh_from_db()
     return point
 
@@ -308,12 +440,10 @@ def point_invalidate(*, transform: Transform, name: str, reason: str = "") -> Co
     if point.status == ContentStatus.DELETED:
         return point
     details = {**(point.details or {}), "invalidated": {"reason": reason[:2000], "at": timezone.now().isoformat()}}
+    _drop_lease(point)
     points_apply_updates(
-        transform,
-        output_collection(transform),
-        [ContentUpdate(name=point.name, status=ContentStatus.DELETED, details=details)],
+        transform, point.collection, [ContentUpdate(name=point.name, status=ContentStatus.DELETED, details=details)]
     )
-    PointLease.objects.filter(content=point).delete()
     handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point
