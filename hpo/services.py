@@ -33,10 +33,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 from django.utils import timezone
 
-from hpo import early_stopping
+from hpo import checkout_sql, early_stopping
 from hpo.handoffs import study_changed
 from hpo.models import IntermediateValue, PointLease
 from hpo.study import StudyConfig
@@ -151,34 +151,41 @@ def _refuse_if_ended(transform: Transform, doing: str) -> None:
 # --- checkout and heartbeat ------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def points_checkout(
     *, transform: Transform, principal: Principal, worker: str, count: int = 1, lease_seconds: int | None = None
 ) -> list[Content]:
     """Lease up to ``count`` free points to ``worker`` of ``principal`` (oldest first); ``[]`` when none is free.
 
-    ``select_for_update(skip_locked=True)`` lets concurrent workers take different points without waiting.
+    Never waits: concurrent workers take different points (SKIP LOCKED), a checkout with nothing free answers
+    ``[]`` at once, and the roll-up refills stock ahead (``min_unevaluated_points``). An unplanned study simply
+    has no free point. On PostgreSQL one statement does it all (``hpo.checkout_sql``).
     """
     worker = _check_worker(worker)
     if not 1 <= int(count) <= MAX_CHECKOUT:
         raise ApplicationError(f"count must be between 1 and {MAX_CHECKOUT}")
     if study_has_ended(transform):
         return []
-    seconds = lease_seconds or study_config(transform).lease_seconds
-    # One query finds and locks free points (no separate collection lookup: an unplanned study simply has none).
-    # Never waits: a checkout with nothing free answers [] at once; stock is refilled ahead by the roll-up.
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=lease_seconds or study_config(transform).lease_seconds)
+    lease = {"principal": principal, "worker": worker, "count": int(count), "now": now, "expires_at": expires_at}
+    if checkout_sql.is_supported():
+        return checkout_sql.lease_free_points(transform_id=transform.pk, **lease)
+    with transaction.atomic():
+        return _lease_free_points_orm(transform, **lease)
+
+
+def _lease_free_points_orm(
+    transform: Transform, *, principal: Principal, worker: str, count: int, now, expires_at
+) -> list[Content]:
+    """``checkout_sql.lease_free_points`` with the ORM (SQLite): lock, move, lease."""
+    output = Collection.objects.filter(transform=transform, relation_type=CollectionRelationType.OUTPUT)
     free = list(
-        Content.objects.filter(
-            collection__transform=transform,
-            collection__relation_type=CollectionRelationType.OUTPUT,
-            status=ContentStatus.NEW,
-        )
+        Content.objects.filter(collection_id=Subquery(output.values("id")[:1]), status=ContentStatus.NEW)
         .order_by("id")
-        .select_for_update(skip_locked=True, of=("self",))[: int(count)]
+        .select_for_update(skip_locked=True, of=("self",))[:count]
     )
     if not free:
         return []
-    now = timezone.now()
     # New -> Processing moves no counter and announces nothing, so it skips contents_apply_updates: that would
     # UPDATE the collection row (zero deltas) and serialise every concurrent checkout on its lock.
     bulk_transition(
@@ -192,12 +199,11 @@ def points_checkout(
             user_id=principal.user_id,
             worker_token_id=principal.worker_token_id,
             leased_at=now,
-            expires_at=now + timedelta(seconds=seconds),
+            expires_at=expires_at,
             heartbeats=0,
         )
         for p in free
     ]
-    # An upsert, in case a stale lease survived on a New point: one statement instead of a DELETE and an INSERT.
     PointLease.objects.bulk_create(
         leases,
         update_conflicts=True,

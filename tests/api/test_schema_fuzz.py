@@ -172,7 +172,8 @@ hpo_schema = schema.include(path_regex=HPO)
 @schema.hook
 def map_path_parameters(context, path_parameters: dict) -> dict:
     """Point HPO paths at the live study while a test holds one (no-op otherwise)."""
-    if LIVE_STUDY and context.operation.path.startswith(HPO_PREFIX):
+    # An operation without path parameters (GET /api/v1/hpo/ping/) gets None.
+    if LIVE_STUDY and path_parameters and context.operation.path.startswith(HPO_PREFIX):
         return {**path_parameters, **{key: LIVE_STUDY[key] for key in path_parameters if key in LIVE_STUDY}}
     return path_parameters
 
