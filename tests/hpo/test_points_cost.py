@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
-from requests_app.models import Content
+from hpo import services
+from hpo.models import PointLease
+from requests_app.auth.principals import Principal
+from requests_app.models import Content, Transform
 from requests_app.models.statuses import ContentStatus
 from tests.hpo.study_helpers import stop_live_studies, submit, wait_checkout
 from tests.hpo.test_points_ownership import worker_client
@@ -48,3 +53,23 @@ def test_a_report_costs_fourteen_queries_whatever_the_study_holds(api, user, dja
     assert response.json()["loss"] == 0.25
     assert response.json()["worker"] == "p"
     assert response.json()["lease_expires_at"] is None
+
+
+def test_the_orm_checkout_of_other_databases_leases_like_the_single_statement(api, user):
+    # given a study with free points (the ORM path serves SQLite, the embedded default; it is DB-agnostic)
+    request_id = submit(api, max_points=3, num_points_per_generation=3)
+    wait_checkout(api, request_id, worker="first")
+    transform = Transform.objects.select_related("request").get(request_id=request_id)
+    now = timezone.now()
+
+    # when
+    with transaction.atomic():
+        points = services._lease_free_points_orm(
+            transform, principal=Principal(user_id=user.pk), worker="orm", count=5, now=now, expires_at=now
+        )
+
+    # then the two other points are leased to the caller, oldest first, and say so
+    assert [p.name for p in points] == ["1", "2"]
+    assert all(p.status == ContentStatus.PROCESSING and p.hpo_lease.worker == "orm" for p in points)
+    leased = PointLease.objects.filter(transform=transform, worker="orm").values_list("content__name", flat=True)
+    assert sorted(leased) == ["1", "2"]
