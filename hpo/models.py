@@ -71,3 +71,28 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"generation {self.number} of transform {self.transform_id} ({self.status})"
+
+
+class IntermediateValue(models.Model):
+    """A value a worker reported for a point while evaluating it (``step``: epoch, iteration, ...).
+
+    Read by the early-stopping rules (``hpo.early_stopping``): all values of one study at one step.
+    """
+
+    content = models.ForeignKey(Content, on_delete=models.CASCADE, related_name="hpo_intermediate_values")
+    transform = models.ForeignKey(Transform, on_delete=models.CASCADE, related_name="hpo_intermediate_values")
+    step = models.BigIntegerField()
+    value = models.FloatField()
+    reported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["content", "step"], name="hpo_intermediate_once_per_step"),
+        ]
+        indexes = [
+            # point_intermediate: the rules compare the values of every point of a study at one step.
+            models.Index(fields=["transform", "step"], name="hpo_intermediate_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"point {self.content_id} step {self.step}: {self.value}"

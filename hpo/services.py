@@ -8,7 +8,18 @@ A point is a ``Content`` of the study's output collection; its statuses mean:
 
 Status moves go through ``contents_apply_updates`` so collection counters and the ``file_hyperparameteropt``
 messages change in the same transaction. Every change that can start a new generation or end the study
-enqueues the roll-up after commit.
+enqueues the roll-up after commit; reports, the hot path, share one roll-up per short window
+(``hpo.handoffs.study_changed``).
+
+Workers may report intermediate values while they evaluate a point (``point_intermediate``); a study with
+``early_stopping`` answers each with continue or stop, and a stopped point ends as Available with
+``pruned: true`` and its last value as the loss, so iDDS consumers (which know only Available and a loss)
+and the generators (which see every Available point's loss) treat it as an evaluation that went badly.
+
+Hot-path cost, pinned by tests/hpo/test_points_cost.py (auth and the study lookup included): a checkout is 3
+queries (one statement on PostgreSQL, ``hpo.checkout_sql``), a report 14. The point, its collection and its
+lease are read in one locking query, and the collection-counter row, which every report of a study updates,
+is written last so its lock is held only until the commit.
 
 Every verb acts for a ``Principal`` (a user, and the worker token used if any): a lease records the principal
 that took it, and heartbeat, fail and release act only on the caller's own lease. The API checks that the
@@ -23,10 +34,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 from django.utils import timezone
 
-from hpo.models import PointLease
+from hpo import checkout_sql, early_stopping
+from hpo.handoffs import study_changed
+from hpo.models import IntermediateValue, PointLease
 from hpo.study import StudyConfig
 from requests_app import handoffs
 from requests_app.auth.principals import Principal
@@ -47,6 +60,8 @@ from requests_app.worktypes.registry import get_work_type
 MAX_CHECKOUT = 100
 #: A worker id is echoed in leases and audit entries.
 MAX_WORKER_LENGTH = 255
+#: Largest step of an intermediate value (a bigint column).
+MAX_STEP = 2**62
 
 
 def point_path(parameters: dict[str, Any], loss: float | None) -> str:
@@ -82,8 +97,10 @@ def _check_worker(worker: Any) -> str:
 
 
 def _locked_point(transform: Transform, name: str) -> Content:
+    """The point, locked, with its collection and its lease (if any) in the same query."""
     point = (
-        Content.objects.select_for_update()
+        Content.objects.select_for_update(of=("self",))
+        .select_related("collection", "hpo_lease")
         .filter(
             collection__transform=transform, collection__relation_type=CollectionRelationType.OUTPUT, name=str(name)
         )
@@ -95,7 +112,17 @@ def _locked_point(transform: Transform, name: str) -> Content:
 
 
 def _lease_of(point: Content) -> PointLease | None:
-    return PointLease.objects.filter(content=point).first()
+    """The lease read with the point (``_locked_point``), or None."""
+    try:
+        return point.hpo_lease
+    except Content.hpo_lease.RelatedObjectDoesNotExist:
+        return None
+
+
+def _drop_lease(point: Content) -> None:
+    """Delete the point's lease and forget it on the instance, so the caller's answer shows no holder."""
+    PointLease.objects.filter(content=point).delete()
+    point.hpo_lease = None
 
 
 def _held_by(lease: PointLease | None, principal: Principal) -> bool:
@@ -125,51 +152,69 @@ def _refuse_if_ended(transform: Transform, doing: str) -> None:
 # --- checkout and heartbeat ------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def points_checkout(
     *, transform: Transform, principal: Principal, worker: str, count: int = 1, lease_seconds: int | None = None
 ) -> list[Content]:
     """Lease up to ``count`` free points to ``worker`` of ``principal`` (oldest first); ``[]`` when none is free.
 
-    ``select_for_update(skip_locked=True)`` lets concurrent workers take different points without waiting.
+    Never waits: concurrent workers take different points (SKIP LOCKED), a checkout with nothing free answers
+    ``[]`` at once, and the roll-up refills stock ahead (``min_unevaluated_points``). An unplanned study simply
+    has no free point. On PostgreSQL one statement does it all (``hpo.checkout_sql``).
     """
     worker = _check_worker(worker)
     if not 1 <= int(count) <= MAX_CHECKOUT:
         raise ApplicationError(f"count must be between 1 and {MAX_CHECKOUT}")
-    if study_has_ended(transform) or not Collection.objects.filter(transform=transform).exists():
+    if study_has_ended(transform):
         return []
-    seconds = lease_seconds or study_config(transform).lease_seconds
-    collection = output_collection(transform)
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=lease_seconds or study_config(transform).lease_seconds)
+    lease = {"principal": principal, "worker": worker, "count": int(count), "now": now, "expires_at": expires_at}
+    if checkout_sql.is_supported():
+        return checkout_sql.lease_free_points(transform_id=transform.pk, **lease)
+    with transaction.atomic():
+        return _lease_free_points_orm(transform, **lease)
+
+
+def _lease_free_points_orm(
+    transform: Transform, *, principal: Principal, worker: str, count: int, now, expires_at
+) -> list[Content]:
+    """``checkout_sql.lease_free_points`` with the ORM (SQLite): lock, move, lease."""
+    output = Collection.objects.filter(transform=transform, relation_type=CollectionRelationType.OUTPUT)
     free = list(
-        Content.objects.filter(collection=collection, status=ContentStatus.NEW)
+        Content.objects.filter(collection_id=Subquery(output.values("id")[:1]), status=ContentStatus.NEW)
         .order_by("id")
-        .select_for_update(skip_locked=True, of=("self",))[: int(count)]
+        .select_for_update(skip_locked=True, of=("self",))[:count]
     )
     if not free:
         return []
-    now = timezone.now()
     # New -> Processing moves no counter and announces nothing, so it skips contents_apply_updates: that would
     # UPDATE the collection row (zero deltas) and serialise every concurrent checkout on its lock.
     bulk_transition(
         Content.objects.filter(pk__in=[p.pk for p in free]), ContentStatus.PROCESSING, status_changed_at=now
     )
-    PointLease.objects.filter(content__in=free).delete()
+    leases = [
+        PointLease(
+            content=p,
+            transform=transform,
+            worker=worker,
+            user_id=principal.user_id,
+            worker_token_id=principal.worker_token_id,
+            leased_at=now,
+            expires_at=expires_at,
+            heartbeats=0,
+        )
+        for p in free
+    ]
     PointLease.objects.bulk_create(
-        [
-            PointLease(
-                content=p,
-                transform=transform,
-                worker=worker,
-                user_id=principal.user_id,
-                worker_token_id=principal.worker_token_id,
-                leased_at=now,
-                expires_at=now + timedelta(seconds=seconds),
-            )
-            for p in free
-        ]
+        leases,
+        update_conflicts=True,
+        unique_fields=["content"],
+        update_fields=["transform", "worker", "user", "worker_token", "leased_at", "expires_at", "heartbeats"],
     )
-    for point in free:
+    for point, lease in zip(free, leases, strict=True):
         point.status = ContentStatus.PROCESSING
+        point.status_changed_at = point.updated_at = now
+        point.hpo_lease = lease
     return free
 
 
@@ -191,6 +236,13 @@ def point_heartbeat(
     lease.save(update_fields=["expires_at", "heartbeats"])
     lease.refresh_from_db()
     return lease
+
+
+def _extend_lease(lease: PointLease, transform: Transform) -> None:
+    """An intermediate report is also a sign of life: push the lease as a heartbeat would."""
+    lease.expires_at = timezone.now() + timedelta(seconds=study_config(transform).lease_seconds)
+    lease.heartbeats = F("heartbeats") + 1
+    lease.save(update_fields=["expires_at", "heartbeats"])
 
 
 # --- reports ---------------------------------------------------------------------------------------------
@@ -246,26 +298,111 @@ def point_report(
         reported_at=now.isoformat(),
         late=bool(late and point.status != ContentStatus.NEW),
     )
-    collection = output_collection(transform)
+    _record_loss(transform, point, details)
+    return point, True
+
+
+def _record_loss(transform: Transform, point: Content, details: dict[str, Any]) -> None:
+    """Make the (locked) point Available with ``details`` (its loss), drop its lease, schedule the roll-up."""
+    if _lease_of(point) is not None:
+        _drop_lease(point)
     if point.status == ContentStatus.FINAL_FAILED:
         # The table only lets a final failure restart; step through New so counters stay right.
-        points_apply_updates(transform, collection, [ContentUpdate(name=point.name, status=ContentStatus.NEW)])
-    points_apply_updates(
-        transform,
-        collection,
-        [
-            ContentUpdate(
-                name=point.name,
-                status=ContentStatus.AVAILABLE,
-                path=point_path(details["parameters"], loss),
-                details=details,
-            )
-        ],
+        points_apply_updates(transform, point.collection, [ContentUpdate(name=point.name, status=ContentStatus.NEW)])
+    # The loss and its path first, in one UPDATE by id: the status move after it then carries neither and takes
+    # the core's one-statement path (the select + load + bulk update of a move with details cost two more).
+    Content.objects.filter(pk=point.pk).update(path=point_path(details["parameters"], details["loss"]), details=details)
+    # Last in the transaction: this UPDATEs the collection-counter row that every report of the study updates,
+    # so its lock is held only from here to the commit. The file message takes the path stored just above.
+    moved = points_apply_updates(
+        transform, point.collection, [ContentUpdate(name=point.name, status=ContentStatus.AVAILABLE)]
     )
-    PointLease.objects.filter(content=point).delete()
-    handoffs.transform_changed(transform.pk)
-    point.refresh_from_db()
-    return point, True
+    if moved != 1:
+        # The status table refused the move: undo the loss written above (the transaction rolls back).
+        raise ConflictError(f"point {point.name} is {ContentStatus(point.status).label}; its loss cannot be recorded")
+    study_changed(transform.pk)
+    point.refresh_from_db(fields=["status", "path", "details", "status_changed_at", "updated_at"])
+
+
+# --- intermediate values and early stopping --------------------------------------------------------------
+
+
+def _check_step(step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise ApplicationError(
+            f"step must be an integer between 0 and {MAX_STEP}, got {step!r}",
+            extra={"errors": {"step": f"an integer between 0 and {MAX_STEP}"}},
+        )
+    return step
+
+
+def _check_value(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApplicationError(
+            f"value must be a finite number, got {value!r}", extra={"errors": {"value": "not a finite number"}}
+        )
+    return float(value)
+
+
+def _verdict(transform: Transform, point: Content, step: int, value: float) -> early_stopping.Verdict:
+    """The study's rule applied to the values recorded so far (this report's included)."""
+    option = study_config(transform).early_stopping
+    if not option:
+        return early_stopping.CONTINUE_NO_RULE
+    at_step = IntermediateValue.objects.filter(transform=transform, step=step)
+    if option["rule"] == early_stopping.MEDIAN:
+        own = list(IntermediateValue.objects.filter(content=point, step__lte=step).values_list("value", flat=True))
+        others = list(at_step.exclude(content=point).values_list("value", flat=True))
+        return early_stopping.median_verdict(step=step, own_values=own, others_at_step=others, option=option)
+    if early_stopping.rung_of(step, option) is None:
+        return early_stopping.Verdict(False, f"step {step} is not a rung step")
+    values = list(at_step.values_list("value", flat=True))
+    return early_stopping.halving_verdict(step=step, value=value, values_at_step=values, option=option)
+
+
+@transaction.atomic
+def point_intermediate(
+    *, transform: Transform, principal: Principal, name: str, worker: str, step: Any, value: Any
+) -> tuple[Content, early_stopping.Verdict]:
+    """Record an intermediate value of the caller's leased point and answer continue or stop.
+
+    The report also extends the lease. On stop the point is recorded as pruned: Available, ``pruned: true``,
+    its loss the value just reported. The same (step, value) again gives the same answer; another value for
+    a recorded step is a ConflictError; a point no longer leased to the caller is a ConflictError.
+    """
+    worker = _check_worker(worker)
+    step, value = _check_step(step), _check_value(value)
+    _refuse_if_ended(transform, f"an intermediate report for point {name}")
+    point = _locked_point(transform, name)
+    lease = _lease_of(point)
+    if not _is_own_lease(lease, principal, worker) or point.status != ContentStatus.PROCESSING:
+        holder = "it is leased to another worker" if lease else f"it is {ContentStatus(point.status).label}"
+        raise ConflictError(f"point {name} is not leased to {worker} of this caller: {holder}; stop evaluating it")
+    recorded, created = IntermediateValue.objects.get_or_create(
+        content=point, step=step, defaults={"transform": transform, "value": value}
+    )
+    if not created and recorded.value != value:
+        raise ConflictError(
+            f"point {name} already has value {recorded.value} at step {step}; a different value ({value}) is refused",
+            extra={"errors": {"value": f"step {step} already has {recorded.value}"}},
+        )
+    verdict = _verdict(transform, point, step, value)
+    if not verdict.stop:
+        _extend_lease(lease, transform)
+        return point, verdict
+    details = dict(point.details or {})
+    details.update(
+        loss=value,
+        pruned=True,
+        pruned_at_step=step,
+        pruned_reason=verdict.reason,
+        metrics={"step": step},
+        reported_by=worker,
+        reported_at=timezone.now().isoformat(),
+        late=False,
+    )
+    _record_loss(transform, point, details)
+    return point, verdict
 
 
 @transaction.atomic
@@ -278,6 +415,7 @@ def point_fail(*, transform: Transform, principal: Principal, name: str, worker:
         raise ConflictError(f"point {name} is {ContentStatus(point.status).label}; a failure report does not apply")
     if not _is_own_lease(_lease_of(point), principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may fail it")
+    point.hpo_lease = None
     points_return(transform, [point], reason=f"failed on {worker}: {message}"[:2000])
     handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
@@ -293,10 +431,8 @@ def point_release(*, transform: Transform, principal: Principal, name: str, work
     lease = _lease_of(point)
     if not _is_own_lease(lease, principal, worker):
         raise ConflictError(f"point {name} is not leased to {worker} of this caller; only the holder may release it")
-    points_apply_updates(
-        transform, output_collection(transform), [ContentUpdate(name=point.name, status=ContentStatus.NEW)]
-    )
-    lease.delete()
+    _drop_lease(point)
+    points_apply_updates(transform, point.collection, [ContentUpdate(name=point.name, status=ContentStatus.NEW)])
     point.refresh_from_db()
     return point
 
@@ -308,12 +444,10 @@ def point_invalidate(*, transform: Transform, name: str, reason: str = "") -> Co
     if point.status == ContentStatus.DELETED:
         return point
     details = {**(point.details or {}), "invalidated": {"reason": reason[:2000], "at": timezone.now().isoformat()}}
+    _drop_lease(point)
     points_apply_updates(
-        transform,
-        output_collection(transform),
-        [ContentUpdate(name=point.name, status=ContentStatus.DELETED, details=details)],
+        transform, point.collection, [ContentUpdate(name=point.name, status=ContentStatus.DELETED, details=details)]
     )
-    PointLease.objects.filter(content=point).delete()
     handoffs.transform_changed(transform.pk)
     point.refresh_from_db()
     return point

@@ -20,6 +20,8 @@ Accepted ``request_metadata`` (docs/idds-reference.md §3 plus this service's ad
     lease_seconds             how long a checked-out point stays with its worker without heartbeat (default 600)
     point_retries             times a point is reissued after expired leases or failures (default 2)
     study_timeout             seconds without any loss before the study times out (default 14 days)
+    early_stopping            null (default) or a rule answering intermediate reports with continue or stop:
+                              {"rule": "median", ...} or {"rule": "successive_halving", ...} (hpo/early_stopping.py)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hpo.early_stopping import early_stopping_validate
 from hpo.generators import GENERATORS, generator_class
 from hpo.generators.base import Generator
 from hpo.space import SearchSpace
@@ -70,6 +73,7 @@ class StudyConfig:
     lease_seconds: int = 600
     point_retries: int = 2
     study_timeout: int = 14 * 24 * 3600
+    early_stopping: dict[str, Any] | None = None
     #: The request's owner, set by the service (never from the request): decides where its program may run.
     owner_id: int | None = None
 
@@ -206,8 +210,14 @@ def study_validate(metadata: dict[str, Any], *, owner: Any = None) -> StudyConfi
     elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         errors["request_metadata.seed"] = f"must be an integer in [0, 2^32), got {seed!r}"
         seed = 0
+    try:
+        early_stopping = early_stopping_validate(metadata.get("early_stopping"))
+    except WorkTypeValidationError as exc:
+        errors.update(exc.errors)
+        early_stopping = None
     config = StudyConfig(
         opt_space=metadata["opt_space"],
+        early_stopping=early_stopping,
         method=method,
         generator_options=options,
         program=program,

@@ -16,6 +16,11 @@ named by ``%POINT_FILE`` (also in the environment as ``HPO_POINT_FILE``) and the
 are reported as metrics) when given, otherwise from the last line of stdout. While the command runs a
 heartbeat keeps the lease; on SIGTERM or Ctrl-C the command is stopped and the point is given back
 (released unevaluated, so it is reissued at once); the loop ends when the study is finished.
+
+Early stopping: a training command that prints ``HPO_INTERMEDIATE <step> <value>`` lines (say, after each epoch;
+flush stdout, or run Python with ``PYTHONUNBUFFERED=1``, which this CLI sets) has each one reported at once. When
+the study's early-stopping rule answers ``stop``, the command is terminated and nothing more is reported: the
+service already recorded the point as pruned, its loss the value just reported.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ import requests
 HEARTBEAT_SECONDS = 30.0
 #: (connect, read) timeouts of every HTTP call.
 TIMEOUT = (5, 30)
+#: First word of a stdout line carrying an intermediate value: ``HPO_INTERMEDIATE <step> <value>``.
+INTERMEDIATE_PREFIX = "HPO_INTERMEDIATE"
 
 
 class StudyEnded(Exception):
@@ -80,6 +87,16 @@ class Client:
     def report(self, point: str, loss: float, metrics: dict[str, Any]) -> requests.Response:
         return self._call("POST", f"points/{point}/report/", {"worker": self.worker, "loss": loss, "metrics": metrics})
 
+    def intermediate(self, point: str, step: int, value: float) -> dict[str, Any]:
+        """The rule's answer: ``{"decision": "continue" | "stop", "reason": ...}``; stop when the lease is lost."""
+        response = self._call(
+            "POST", f"points/{point}/intermediate/", {"worker": self.worker, "step": step, "value": value}
+        )
+        if response.status_code == 409:
+            return {"decision": "stop", "reason": response.json().get("error", "the point is no longer ours")}
+        response.raise_for_status()
+        return response.json()
+
     def release(self, point: str) -> None:
         self._call("POST", f"points/{point}/release/", {"worker": self.worker})
 
@@ -118,6 +135,17 @@ def build_command(template: list[str], point: dict[str, Any], point_file: str) -
             pass  # braces that are not placeholders stay as they are
         out.append(arg)
     return out
+
+
+def parse_intermediate(line: str) -> tuple[int, float] | None:
+    """(step, value) of an ``HPO_INTERMEDIATE <step> <value>`` line, None for any other line."""
+    parts = line.split()
+    if len(parts) != 3 or parts[0] != INTERMEDIATE_PREFIX:
+        return None
+    try:
+        return int(parts[1]), float(parts[2])
+    except ValueError:
+        return None
 
 
 def read_loss(stdout: str, loss_file: str | None) -> tuple[float, dict[str, Any]]:
@@ -171,6 +199,34 @@ class Worker:
             self.evaluate(point)
         return self.done
 
+    def follow(self, name: str) -> tuple[str, str, str | None]:
+        """Read the command's output to its end, reporting intermediate values as they come.
+
+        Returns (stdout, stderr, why it was stopped early or None). stderr is drained by a thread so a chatty
+        command never blocks on a full pipe.
+        """
+        process = self.process
+        errors: list[str] = []
+        drain = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+        drain.start()
+        lines: list[str] = []
+        pruned: str | None = None
+        for line in process.stdout:
+            lines.append(line)
+            report = parse_intermediate(line) if pruned is None else None
+            if report is None:
+                continue
+            try:
+                answer = self.client.intermediate(name, *report)
+            except requests.RequestException:
+                continue  # a network blip: train on, the next value is reported again
+            if answer.get("decision") == "stop":
+                pruned = f"step {report[0]}, value {report[1]:.6g}: {answer.get('reason', '')}"
+                process.terminate()
+        process.wait()
+        drain.join()
+        return "".join(lines), "".join(errors), pruned
+
     def evaluate(self, point: dict[str, Any]) -> None:
         """Run the command on one point and report its loss (or its failure)."""
         name, params = point["id"], point["parameters"]
@@ -178,7 +234,14 @@ class Worker:
             point_file = os.path.join(tmp, "point.json")
             with open(point_file, "w") as handle:
                 json.dump(params, handle)
-            env = {**os.environ, "HPO_POINT": json.dumps(params), "HPO_POINT_FILE": point_file, "HPO_POINT_ID": name}
+            env = {
+                **os.environ,
+                "HPO_POINT": json.dumps(params),
+                "HPO_POINT_FILE": point_file,
+                "HPO_POINT_ID": name,
+                # Intermediate values must reach this CLI as they are printed, not when the command ends.
+                "PYTHONUNBUFFERED": "1",
+            }
             beat = Heartbeat(self.client, name, self.heartbeat_every)
             beat.start()
             started = time.monotonic()
@@ -193,10 +256,14 @@ class Worker:
                 if self.stopping:
                     # The signal came between checkout and start: do not train at all.
                     self.process.terminate()
-                stdout, stderr = self.process.communicate()
+                stdout, stderr, pruned = self.follow(name)
             finally:
                 beat.stop.set()
             seconds = time.monotonic() - started
+            if pruned is not None and not self.stopping:
+                self.done += 1
+                print(f"point {name}: stopped early after {seconds:.1f}s: {pruned} [{self.done} done]", flush=True)
+                return
             if self.stopping:
                 self.client.release(name)
                 print(f"point {name}: given back", flush=True)

@@ -13,6 +13,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idds_site.settings")
 
 app = Celery("idds_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's ``current_app`` is thread-local: without a default, the request threads of a threaded gunicorn
+# worker would see an empty app, and hand-offs (sent by name through ``current_app``) would go nowhere.
+app.set_default()
 app.autodiscover_tasks()
 
 

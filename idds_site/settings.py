@@ -584,6 +584,13 @@ HPO_NEVERGRAD_VENV = (
     )
     or None
 )
+HPO_ROLLUP_DEBOUNCE_SECONDS = env_float(
+    "HPO_ROLLUP_DEBOUNCE_SECONDS",
+    0.5,
+    minimum=0.0,
+    help="HPO: reports of one study within this many seconds share one roll-up (run at the end of the window); "
+    "0 runs one per report.",
+)
 
 # --- Monitor (monitor/, docs/monitor.md) ----------------------------------------------------
 IDDS_MONITOR_REQUIRE_LOGIN = env_bool(

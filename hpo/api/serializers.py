@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from hpo.services import MAX_CHECKOUT, MAX_WORKER_LENGTH
+from hpo.services import MAX_CHECKOUT, MAX_STEP, MAX_WORKER_LENGTH
 from requests_app.models import ApiToken, Content
 from requests_app.models.statuses import ContentStatus
 
@@ -34,6 +34,7 @@ class PointSerializer(serializers.ModelSerializer):
     worker = serializers.SerializerMethodField()
     lease_expires_at = serializers.SerializerMethodField()
     failures = serializers.SerializerMethodField()
+    pruned = serializers.SerializerMethodField()
 
     class Meta:
         model = Content
@@ -48,6 +49,7 @@ class PointSerializer(serializers.ModelSerializer):
             "lease_expires_at",
             "retries",
             "failures",
+            "pruned",
             "updated_at",
         ]
         read_only_fields = fields
@@ -83,6 +85,10 @@ class PointSerializer(serializers.ModelSerializer):
 
     def get_failures(self, obj: Content) -> list:
         return obj.details.get("failures") or []
+
+    def get_pruned(self, obj: Content) -> bool:
+        """Stopped early by the study's rule; its loss is the last intermediate value."""
+        return bool(obj.details.get("pruned"))
 
 
 def worker_field(**kwargs: Any) -> serializers.CharField:
@@ -167,6 +173,27 @@ class ReportInput(serializers.Serializer):
         if problem := json_problem(value):
             raise serializers.ValidationError(problem)
         return value
+
+
+class IntermediateInput(serializers.Serializer):
+    worker = worker_field()
+    step = AsciiIntegerField(min_value=0, max_value=MAX_STEP, help_text="epoch, iteration, ...: 0, 1, 2, ...")
+    value = FiniteFloatField(help_text="the value at this step; lower is better, as for the loss")
+
+
+class IntermediateResultSerializer(serializers.Serializer):
+    """The answer to an intermediate report: go on training, or stop (the point is then recorded as pruned)."""
+
+    id = serializers.CharField()
+    step = serializers.IntegerField()
+    value = serializers.FloatField()
+    decision = serializers.ChoiceField(choices=["continue", "stop"])
+    reason = serializers.CharField()
+    point = PointSerializer()
+
+
+class PingSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
 
 
 class FailInput(serializers.Serializer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import tokens, views
@@ -12,4 +13,4 @@ router.register(
     r"hpo/studies/(?P<request_id>[0-9]+)/worker-tokens", tokens.WorkerTokenViewSet, basename="hpo-worker-token"
 )
 
-urlpatterns = router.urls
+urlpatterns = [path("hpo/ping/", views.PingApi.as_view(), name="hpo-ping"), *router.urls]

@@ -13,6 +13,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from hpo import services, study_selectors
 from requests_app.auth.principals import Principal, principal_of, worker_token_of
@@ -102,8 +103,8 @@ class StudyViewSet(viewsets.GenericViewSet):
             count=data["count"],
             lease_seconds=data.get("lease_seconds"),
         )
-        rows = Content.objects.filter(pk__in=[p.pk for p in points]).select_related("hpo_lease").order_by("id")
-        return Response(serializers.PointSerializer(rows, many=True).data)
+        # The service returns the points with their new leases: no second read.
+        return Response(serializers.PointSerializer(points, many=True).data)
 
     @extend_schema(
         request=serializers.WorkerInput,
@@ -132,7 +133,7 @@ class StudyViewSet(viewsets.GenericViewSet):
         """Record the loss: the same loss again is 200 without change; a different one, or an ended study, 409."""
         transform = self._study()
         data = self._input(serializers.ReportInput)
-        services.point_report(
+        content, _ = services.point_report(
             transform=transform,
             principal=self._principal(),
             name=point,
@@ -140,7 +141,37 @@ class StudyViewSet(viewsets.GenericViewSet):
             worker=data["worker"],
             metrics=data["metrics"],
         )
-        return Response(self._point(transform, point))
+        # The service returns the point as stored, without its (dropped) lease: no second read.
+        return Response(serializers.PointSerializer(content).data)
+
+    @extend_schema(
+        request=serializers.IntermediateInput,
+        responses={200: serializers.IntermediateResultSerializer, **error_responses(400, 403, 409)},
+    )
+    @action(detail=True, methods=["post"], url_path=f"points/{POINT}/intermediate")
+    def intermediate(self, request, request_id: str, point: str) -> Response:
+        """Record a value reached while evaluating (step, value); the study's early-stopping rule answers
+        continue or stop. On stop the point is recorded as pruned, its loss the value just reported."""
+        transform = self._study()
+        data = self._input(serializers.IntermediateInput)
+        content, verdict = services.point_intermediate(
+            transform=transform,
+            principal=self._principal(),
+            name=point,
+            worker=data["worker"],
+            step=data["step"],
+            value=data["value"],
+        )
+        return Response(
+            {
+                "id": content.name,
+                "step": data["step"],
+                "value": data["value"],
+                "decision": verdict.decision,
+                "reason": verdict.reason,
+                "point": serializers.PointSerializer(content).data,
+            }
+        )
 
     @extend_schema(
         request=serializers.FailInput,
@@ -185,3 +216,15 @@ class StudyViewSet(viewsets.GenericViewSet):
         data = self._input(serializers.InvalidateInput)
         services.point_invalidate(transform=transform, name=point, reason=data["reason"])
         return Response(self._point(transform, point))
+
+
+class PingApi(APIView):
+    """Authenticate and answer, nothing else: a worker's credentials check, and the floor of bench/hpo_service.py
+    (what one authenticated request costs on this server, against which the point verbs are measured)."""
+
+    accepts_worker_tokens = True
+
+    @extend_schema(responses={200: serializers.PingSerializer, **error_responses()})
+    def get(self, request) -> Response:
+        """``{"ok": true}`` for any valid token (worker tokens included)."""
+        return Response({"ok": True})

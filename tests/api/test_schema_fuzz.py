@@ -172,7 +172,8 @@ hpo_schema = schema.include(path_regex=HPO)
 @schema.hook
 def map_path_parameters(context, path_parameters: dict) -> dict:
     """Point HPO paths at the live study while a test holds one (no-op otherwise)."""
-    if not (LIVE_STUDY and context.operation.path.startswith(HPO_PREFIX)):
+    # An operation without path parameters (GET /api/v1/hpo/ping/) gets None.
+    if not (LIVE_STUDY and path_parameters and context.operation.path.startswith(HPO_PREFIX)):
         return path_parameters
     # Only values the schema allows are replaced: a negative case keeps its invalid path parameter,
     # or it would become a valid call that the fuzzer still expects to be refused.

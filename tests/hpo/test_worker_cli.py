@@ -83,3 +83,44 @@ def test_it_gives_the_point_back_on_sigterm(live_server, api, user):
     busy.refresh_from_db()
     assert busy.status == ContentStatus.NEW
     assert busy.retries == 0
+
+
+def test_a_training_loop_reporting_every_epoch_is_stopped_early_by_the_median_rule(live_server, api, user, tmp_path):
+    # given a training loop that reports a value after every epoch and logs the epochs it ran
+    train = tmp_path / "train.py"
+    train.write_text(
+        "import os, sys, time\n"
+        "x = float(sys.argv[1])\n"
+        "for epoch in range(1, 6):\n"
+        "    with open(os.path.join(sys.argv[2], os.environ['HPO_POINT_ID']), 'a') as log:\n"
+        "        log.write(f'{epoch}\\n')\n"
+        "    print(f'HPO_INTERMEDIATE {epoch} {(x - 0.3) ** 2 + 1 / epoch}')\n"
+        "    time.sleep(2)\n"
+        "print((x - 0.3) ** 2 + 0.2)\n"
+    )
+    # and a study whose points come in a known order: a good one first, then a clearly worse one
+    request_id = submit(
+        api,
+        max_points=2,
+        initial_points=[{"x": 0.3, "n": 1}, {"x": 0.9, "n": 1}],
+        early_stopping={"rule": "median", "min_points": 1},
+    )
+
+    # when one worker evaluates them
+    done = subprocess.run(
+        cli(live_server, user, request_id, sys.executable, str(train), "{x}", str(tmp_path)),
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+    # then the good point trained to the end and the bad one was stopped after its first epoch
+    assert done.returncode == 0, done.stderr
+    assert "point 1: stopped early" in done.stdout
+    assert Request.objects.get(pk=request_id).status == RequestStatus.FINISHED
+    points = {p.name: p for p in Content.objects.filter(collection__request_id=request_id, collection__relation_type=1)}
+    assert points["0"].details["loss"] == pytest.approx(0.2)
+    assert not points["0"].details.get("pruned")
+    assert points["1"].status == ContentStatus.AVAILABLE
+    assert points["1"].details["pruned"] is True
+    assert points["1"].details["loss"] == pytest.approx(0.36 + 1.0)
+    assert (tmp_path / "0").read_text().split() == ["1", "2", "3", "4", "5"]
+    assert len((tmp_path / "1").read_text().split()) < 5

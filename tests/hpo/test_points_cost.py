@@ -1,0 +1,75 @@
+"""What a pilot's checkout and report cost in queries (the hot path of bench/hpo_service.py), pinned."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from hpo import services
+from hpo.models import PointLease
+from requests_app.auth.principals import Principal
+from requests_app.models import Content, Transform
+from requests_app.models.statuses import ContentStatus
+from tests.hpo.study_helpers import stop_live_studies, submit, wait_checkout
+from tests.hpo.test_points_ownership import worker_client
+
+
+@pytest.fixture(autouse=True)
+def _stop_studies(celery_worker):
+    yield
+    stop_live_studies()
+
+
+def test_a_checkout_is_one_statement_after_authentication_and_the_study(api, user, django_assert_num_queries):
+    # given a pilot whose token's last use was just written
+    request_id = submit(api, max_points=3, num_points_per_generation=3)
+    pilot, _ = worker_client(user, request_id)
+    wait_checkout(pilot, request_id, worker="p")
+
+    # when / then: token, study, and one statement that finds, moves and leases the point
+    with django_assert_num_queries(3):
+        response = pilot.post(f"/api/v1/hpo/studies/{request_id}/checkout/", {"worker": "p"}, format="json")
+    assert response.status_code == 200
+    [point] = response.json()
+    assert point["worker"] == "p"
+    assert point["status"] == "Processing"
+    assert Content.objects.get(collection__request_id=request_id, name=point["id"]).status == ContentStatus.PROCESSING
+
+
+def test_a_report_costs_fourteen_queries_whatever_the_study_holds(api, user, django_assert_num_queries):
+    # given a pilot holding a point
+    request_id = submit(api, max_points=3, num_points_per_generation=3)
+    pilot, _ = worker_client(user, request_id)
+    point = wait_checkout(pilot, request_id, worker="p")["id"]
+
+    # when / then: token, study; BEGIN, point + collection + lease lock, lease delete, loss and path, then the
+    # core's move (SAVEPOINT, move, counters, outbox row, RELEASE), reload, COMMIT; the conductor check
+    with django_assert_num_queries(14):
+        response = pilot.post(
+            f"/api/v1/hpo/studies/{request_id}/points/{point}/report/", {"worker": "p", "loss": 0.25}, format="json"
+        )
+    assert response.status_code == 200
+    assert response.json()["loss"] == 0.25
+    assert response.json()["worker"] == "p"
+    assert response.json()["lease_expires_at"] is None
+
+
+def test_the_orm_checkout_of_other_databases_leases_like_the_single_statement(api, user):
+    # given a study with free points (the ORM path serves SQLite, the embedded default; it is DB-agnostic)
+    request_id = submit(api, max_points=3, num_points_per_generation=3)
+    wait_checkout(api, request_id, worker="first")
+    transform = Transform.objects.select_related("request").get(request_id=request_id)
+    now = timezone.now()
+
+    # when
+    with transaction.atomic():
+        points = services._lease_free_points_orm(
+            transform, principal=Principal(user_id=user.pk), worker="orm", count=5, now=now, expires_at=now
+        )
+
+    # then the two other points are leased to the caller, oldest first, and say so
+    assert [p.name for p in points] == ["1", "2"]
+    assert all(p.status == ContentStatus.PROCESSING and p.hpo_lease.worker == "orm" for p in points)
+    leased = PointLease.objects.filter(transform=transform, worker="orm").values_list("content__name", flat=True)
+    assert sorted(leased) == ["1", "2"]
