@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from hpo.handoffs import HpoTaskName
 from idds_site.celery import app
-from requests_app.handoffs import TaskName
+from requests_app.handoffs import TaskName, send_now
 from tests.broker import queued_tasks
 
 
@@ -86,6 +87,32 @@ def test_a_process_that_never_imported_the_task_modules_hands_off_by_name():
     # then
     try:
         assert queued_tasks(probe_queue) == [(TaskName.TRANSFORM_PLAN, (12345,))]
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.client.delete(probe_queue)
+
+
+def test_a_hand_off_from_another_thread_reaches_the_broker():
+    # given: a thread of its own, as a threaded gunicorn worker serves requests (Celery's current
+    # app is thread-local: without a default app the message would go to an unconfigured broker)
+    probe_queue = "handoff-probe-thread"
+    errors: list[BaseException] = []
+
+    def hand_off() -> None:
+        try:
+            send_now(TaskName.TRANSFORM_PLAN, 54321, queue=probe_queue)
+        except BaseException as exc:  # noqa: BLE001 — reported by the assertion below
+            errors.append(exc)
+
+    # when
+    thread = threading.Thread(target=hand_off)
+    thread.start()
+    thread.join(timeout=30)
+
+    # then
+    try:
+        assert errors == []
+        assert queued_tasks(probe_queue) == [(TaskName.TRANSFORM_PLAN, (54321,))]
     finally:
         with app.connection_for_write() as connection:
             connection.default_channel.client.delete(probe_queue)
