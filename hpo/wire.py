@@ -19,11 +19,11 @@ from django.urls import re_path
 from hpo import services, study_selectors
 from requests_app.auth.principals import may_change_request, worker_token_of
 from requests_app.models import Content, Request, Transform
-from requests_app.models.statuses import CollectionRelationType, ContentStatus
+from requests_app.models.statuses import CollectionRelationType, ContentStatus, RequestType
 from requests_app.wire.auth import Caller
 from requests_app.wire.encoding import enum_value, segment, segment_int
 from requests_app.wire.endpoint import wire_view
-from requests_app.wire.errors import bad_request, no_object, not_allowed
+from requests_app.wire.errors import WireError, bad_request, no_object, not_allowed
 
 #: Most points one GET returns when no limit is given (a study has at most tens of thousands).
 MAX_POINTS = 100_000
@@ -51,6 +51,19 @@ def _study(caller: Caller, workload_id: str, request_id: str) -> Transform:
     return study
 
 
+def _is_unplanned_study(caller: Caller, workload_id: str, request_id: str) -> bool:
+    """An HPO request the caller can see whose study the clerk has not created yet."""
+    requests = Request.objects.visible_to(caller.user).filter(
+        request_type=RequestType.HYPER_PARAMETER_OPT, transforms__isnull=True
+    )
+    rid, wid = segment_int(request_id, "request_id"), segment_int(workload_id, "workload_id")
+    if rid is not None:
+        requests = requests.filter(pk=rid)
+    if wid is not None:
+        requests = requests.filter(workload_id=wid)
+    return requests.exists()
+
+
 def _points(transform: Transform):
     return Content.objects.filter(
         collection__transform=transform, collection__relation_type=CollectionRelationType.OUTPUT
@@ -66,7 +79,13 @@ def _get_hyperparameters(
     status: str | None = None,
     limit: str | None = None,
 ) -> list[dict]:
-    transform = _study(caller, workload_id, request_id)
+    try:
+        transform = _study(caller, workload_id, request_id)
+    except WireError:
+        # The client's "none yet": a study just submitted has no points until the clerk has planned it.
+        if _is_unplanned_study(caller, workload_id, request_id):
+            return []
+        raise
     queryset = _points(transform)
     if segment(id) is not None:
         queryset = queryset.filter(name=id)
