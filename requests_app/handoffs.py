@@ -45,6 +45,10 @@ class TaskName(StrEnum):
 
 def send_now(name: str, *args: Any, **options: Any) -> None:
     """Enqueue the task registered as ``name`` at once (for callers with nothing to commit first)."""
+    if name not in current_app.tasks:
+        # A web process never starts a worker, so Celery has not imported the apps' task modules yet (a worker
+        # does at start-up): import them now, once, through Celery's loader, as the worker would.
+        current_app.loader.import_default_modules()
     current_app.tasks[name].apply_async(args, **options)
 
 
