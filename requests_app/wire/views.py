@@ -171,7 +171,7 @@ def _retry_or_resume(*, request: Request, actor: str) -> Request:
     return request_services.request_retry(request=request, actor=actor)
 
 
-request_create = wire_view({"POST": _add_request})
+request_create = wire_view({"POST": _add_request, "GET": _get_requests})
 request_update_or_get = wire_view({"PUT": _update_request, "GET": _get_requests})
 request_get = wire_view({"GET": _get_requests})
 request_abort = wire_view({"PUT": _act(request_services.request_abort)})

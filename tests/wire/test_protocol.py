@@ -191,3 +191,19 @@ def test_a_worker_token_may_not_change_its_owners_other_requests(user):
     assert error_of(response)[0] == "AuthenticationNoPermission"
     second.refresh_from_db()
     assert second.status == RequestStatus.TRANSFORMING
+
+
+def test_get_requests_answers_every_path_form(oidc, user):
+    # given
+    request = Request.objects.create(request_type=4, owner=user, workload_id=99)
+
+    # when / then: 0, 1, 2 and 6 segments, null and None alike
+    for path in (
+        "/idds/request",
+        f"/idds/request/{request.pk}",
+        "/idds/request/None/99",
+        f"/idds/request/{request.pk}/null/True/True/False/False",
+    ):
+        response = HttpClient().get(path, **oidc)
+        assert response.status_code == 200, (path, response.content)
+        assert [row["request_id"] for row in response.json()] == [request.pk], path
