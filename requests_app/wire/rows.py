@@ -44,29 +44,58 @@ def request_row(request: Request, *, with_metadata: bool = False) -> dict[str, A
     return row
 
 
-def transform_row(request: Request, transform: Transform, output: Collection | None) -> dict[str, Any]:
-    """A request row widened with one transform and its output collection (``get_status`` with detail)."""
-    return {
+def transform_row(request: Request, transform: Transform | None, output: Collection | None) -> dict[str, Any]:
+    """A request row widened with one transform and its output collection (``get_status`` with detail).
+
+    A request not planned yet (no transform) still gets its row, with the transform's fields null.
+    """
+    row = {
         "request_id": request.pk,
         "workload_id": request.workload_id,
         "scope": request.scope,
         "name": request.name,
         "status": enum_object(RequestStatus, request.status),
         "errors": request.errors,
-        "transform_id": transform.pk,
-        "transform_workload_id": transform.workload_id,
-        "transform_type": enum_object(RequestType, transform.transform_type, "TransformType"),
-        "transform_status": enum_object(RequestStatus, transform.status, "TransformStatus"),
-        "transform_created_at": wire_date(transform.created_at),
-        "transform_updated_at": wire_date(transform.updated_at),
-        "transform_finished_at": wire_date(transform.finished_at),
-        "output_coll_scope": output.scope if output else None,
-        "output_coll_name": output.name if output else None,
-        "output_coll_status": enum_object(CollectionStatus, output.status) if output else None,
-        "output_total_files": output.total_files if output else 0,
-        "output_processed_files": output.processed_files if output else 0,
-        "output_failed_files": output.failed_files if output else 0,
-        "output_processing_files": (output.total_files - output.processed_files - output.failed_files) if output else 0,
+        "transform_id": None,
+        "transform_workload_id": None,
+        "transform_type": None,
+        "transform_status": None,
+        "transform_created_at": None,
+        "transform_updated_at": None,
+        "transform_finished_at": None,
+    }
+    if transform is not None:
+        row.update(
+            transform_id=transform.pk,
+            transform_workload_id=transform.workload_id,
+            transform_type=enum_object(RequestType, transform.transform_type, "TransformType"),
+            transform_status=enum_object(RequestStatus, transform.status, "TransformStatus"),
+            transform_created_at=wire_date(transform.created_at),
+            transform_updated_at=wire_date(transform.updated_at),
+            transform_finished_at=wire_date(transform.finished_at),
+        )
+    return {**row, **_output_fields(output)}
+
+
+def _output_fields(output: Collection | None) -> dict[str, Any]:
+    if output is None:
+        return {
+            "output_coll_scope": None,
+            "output_coll_name": None,
+            "output_coll_status": None,
+            "output_total_files": 0,
+            "output_processed_files": 0,
+            "output_failed_files": 0,
+            "output_processing_files": 0,
+        }
+    return {
+        "output_coll_scope": output.scope,
+        "output_coll_name": output.name,
+        "output_coll_status": enum_object(CollectionStatus, output.status),
+        "output_total_files": output.total_files,
+        "output_processed_files": output.processed_files,
+        "output_failed_files": output.failed_files,
+        "output_processing_files": output.total_files - output.processed_files - output.failed_files,
     }
 
 

@@ -133,7 +133,10 @@ def _detail_rows(queryset: QuerySet[Request], *, with_metadata: bool, per_proces
     result = []
     for req in requests:
         base = rows.request_row(req, with_metadata=with_metadata)
-        for transform in sorted(req.transforms.all(), key=lambda t: t.pk):
+        transforms = sorted(req.transforms.all(), key=lambda t: t.pk)
+        if not transforms:
+            result.append({**base, **rows.transform_row(req, None, None)})
+        for transform in transforms:
             row = {**base, **rows.transform_row(req, transform, outputs.get(transform.pk))}
             processings = sorted(transform.processings.all(), key=lambda p: p.pk) if per_processing else []
             if not processings:
