@@ -427,6 +427,35 @@ IDDS_STOMP_DESTINATION = env_str(
 )
 IDDS_STOMP_USER = env_str("IDDS_STOMP_USER", "", help="STOMP sink: login (none when empty).")
 IDDS_STOMP_PASSWORD = env_secret("IDDS_STOMP_PASSWORD", "", help="STOMP sink: passcode.")
+IDDS_STOMP_TTL_MS = env_int(
+    "IDDS_STOMP_TTL_MS",
+    43_200_000,
+    minimum=0,
+    help="STOMP sink: the `ttl` header in milliseconds, as the original sends it (12 h); 0 leaves it out.",
+)
+IDDS_STOMP_VO = env_str(
+    "IDDS_STOMP_VO",
+    "atlas",
+    help="STOMP sink: the `vo` header (a broker selector may match on it); empty leaves it out.",
+)
+IDDS_STOMP_FROM_IDDS = env_bool(
+    "IDDS_STOMP_FROM_IDDS", True, help="STOMP sink: send the `from_idds: true` header, as the original does."
+)
+IDDS_STOMP_MSG_TYPE_HEADER = env_bool(
+    "IDDS_STOMP_MSG_TYPE_HEADER", True, help="STOMP sink: send the message type in a `msg_type` header."
+)
+# /idds/ wire protocol (docs/idds-wire.md): x509_proxy identities from a TLS front end.
+IDDS_X509_DN_HEADER = env_str(
+    "IDDS_X509_DN_HEADER",
+    "X-SSL-Client-S-DN",
+    help="/idds/ x509_proxy auth: the header in which the TLS front end forwards the verified client DN.",
+)
+IDDS_X509_TRUSTED_PROXIES = env_list(
+    "IDDS_X509_TRUSTED_PROXIES",
+    [],
+    help="/idds/ x509_proxy auth: addresses or networks (CIDR) of the TLS front ends whose DN header is "
+    "believed; from anywhere else the header is ignored. Empty: x509_proxy is refused.",
+)
 # Redis Streams sink.
 IDDS_STREAM_REDIS_URL = env_str(
     "IDDS_STREAM_REDIS_URL",

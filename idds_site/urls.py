@@ -1,4 +1,4 @@
-"""URL map: native API under /api/v1/, schema and docs, admin, monitor pages.
+"""URL map: native API under /api/v1/, the iDDS client protocol under /idds/, schema and docs, admin, monitor pages.
 
 Errors raised outside DRF are answered by the handlers below: JSON under /api/, HTML elsewhere.
 """
@@ -16,6 +16,9 @@ urlpatterns = [
     path("api/v1/", include("requests_app.api.urls")),
     path("api/v1/", include("hpo.api.urls")),
     # Session login for the browser (the browsable API and the monitor pages).
+    # The iDDS client's wire protocol (docs/idds-wire.md); HPO's calls live in the HPO app.
+    path("idds/", include("requests_app.wire.urls")),
+    path("idds/", include("hpo.wire")),
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -21,10 +21,12 @@ from requests_app.models import (
     Processing,
     Request,
     Transform,
+    X509Identity,
 )
 from requests_app.models.statuses import STATUS_COLOURS
 from requests_app.services import requests as request_services
 from requests_app.services.conductor import messages_requeue
+from requests_app.services.identities import x509_identity_map
 
 
 def status_badge(obj) -> str:
@@ -254,3 +256,21 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         # A key must be shown to its holder once; the admin has no place for that.
         return False
+
+
+@admin.register(X509Identity)
+class X509IdentityAdmin(admin.ModelAdmin):
+    """Which user a certificate DN acts as on /idds/ (x509_proxy); saved normalised through the service."""
+
+    list_display = ("dn", "user", "created_at")
+    list_select_related = ("user",)
+    search_fields = ("dn", "user__username")
+    autocomplete_fields = ("user",)
+
+    def get_readonly_fields(self, request, obj=None) -> tuple[str, ...]:
+        # A mapping's DN is its identity: to change it, add the new DN and delete the old mapping.
+        return ("dn",) if obj is not None else ()
+
+    def save_model(self, request, obj: X509Identity, form, change: bool) -> None:
+        saved = x509_identity_map(dn=obj.dn, user=obj.user)
+        obj.pk, obj.dn = saved.pk, saved.dn

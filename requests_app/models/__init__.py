@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .collections import Collection, Content
+from .identities import X509Identity
 from .leases import AgentLease
 from .messages import Event, Message
 from .requests import Request
@@ -39,4 +40,5 @@ __all__ = [
     "RequestStatus",
     "RequestType",
     "Transform",
+    "X509Identity",
 ]

@@ -79,13 +79,28 @@ def transform_finish(*, transform: Transform, status: int, output: Any = None, r
             transition(collection, collection_status, reason=reason, actor="rollup")
         if collection.relation_type == CollectionRelationType.OUTPUT:
             outputs.append(collection)
-    if outputs and status != RequestStatus.CANCELLED:
-        messages_write(
-            [collection_message(transform=transform, work_type_name=work_type.name, collections=outputs, output=output)]
+    if outputs:
+        # Every end is announced, cancel and expiry included: a consumer waiting for the collection would
+        # otherwise wait for ever (docs/messages.md).
+        message = collection_message(
+            transform=transform,
+            work_type_name=work_type.name,
+            collections=outputs,
+            output=output,
+            error=_end_error(status, output, reason),
         )
+        messages_write([message])
     requests = [transform.request_id, *transform.joined_requests.values_list("pk", flat=True)]
     for request_id in requests:
         request_rollup(request_id=request_id)
+
+
+def _end_error(status: int, output: Any, reason: str) -> dict[str, Any] | None:
+    """The collection message's ``error``: null when the work finished, else how it ended and what failed."""
+    if status == RequestStatus.FINISHED:
+        return None
+    failed = output.get("failed_files", []) if isinstance(output, dict) else []
+    return {"status": RequestStatus(status).label, "reason": reason, "failed_files": failed}
 
 
 def request_rollup(*, request_id: int) -> None:

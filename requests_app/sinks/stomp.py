@@ -53,11 +53,19 @@ def message_headers(message: OutgoingMessage) -> dict[str, str]:
     headers = {
         "persistent": "true",
         "content-type": "application/json",
-        "msg_type": message.msg_type,
         MSG_ID_HEADER: message.msg_id,
         "msg_id": message.msg_id,
         "request_id": str(message.request_id),
     }
+    # The original's headers (docs/messages.md): a broker-side selector may match on any of them.
+    if settings.IDDS_STOMP_MSG_TYPE_HEADER:
+        headers["msg_type"] = message.msg_type
+    if settings.IDDS_STOMP_TTL_MS:
+        headers["ttl"] = str(settings.IDDS_STOMP_TTL_MS)
+    if settings.IDDS_STOMP_VO:
+        headers["vo"] = settings.IDDS_STOMP_VO
+    if settings.IDDS_STOMP_FROM_IDDS:
+        headers["from_idds"] = "true"
     if message.transform_id is not None:
         headers["transform_id"] = str(message.transform_id)
     if message.workload_id is not None:

@@ -140,3 +140,26 @@ def test_it_rejects_a_broker_address_that_is_not_host_and_port(bad):
     # when / then
     with pytest.raises(ValueError, match="IDDS_STOMP_HOSTS"):
         parse_hosts([bad])
+
+
+def test_it_sends_the_original_headers_and_each_can_be_configured(settings):
+    # given: the defaults, as the original sends them
+    message = file_message(2)
+
+    # when / then
+    headers = message_headers(message)
+    assert (headers["ttl"], headers["vo"], headers["from_idds"], headers["msg_type"]) == (
+        "43200000",
+        "atlas",
+        "true",
+        "file_stagein",
+    )
+
+    # when: a site without them
+    settings.IDDS_STOMP_TTL_MS = 0
+    settings.IDDS_STOMP_VO = ""
+    settings.IDDS_STOMP_FROM_IDDS = False
+    settings.IDDS_STOMP_MSG_TYPE_HEADER = False
+
+    # then
+    assert not {"ttl", "vo", "from_idds", "msg_type"} & set(message_headers(message))

@@ -67,7 +67,9 @@ def test_it_expires_an_overdue_request_stops_its_staging_and_announces_the_colle
         what="collection message",
     )
     assert message.body["relation_type"] == "output"
-    assert [c["status"] for c in message.body["collections"]] == ["Cancelled"]
+    # Consumers act only on "Closed" (docs/messages.md); how the work ended is in ``error``.
+    assert [c["status"] for c in message.body["collections"]] == ["Closed"]
+    assert message.body["error"]["status"] == "Expired"
     moves = list(Event.objects.filter(entity="request", entity_id=request_id).values_list("new_status", "reason"))
     assert (RequestStatus.TO_EXPIRE, "lifetime of 30 days over") in moves
     assert moves[-1][0] == RequestStatus.EXPIRED
