@@ -20,7 +20,9 @@ the ``vos`` row the bootstrap leaves out.
 * judge-repairer (``recover_after``): a failed file later lands after all, turning STUCK locks OK.
 
 The control file (JSON, re-read when it changes) holds ``fail`` ({file name: [source RSEs]}),
-``recover_after`` ({file name: simulated seconds}) and ``inject`` (false holds INJECT rules).
+``recover_after`` ({file name: simulated seconds}), ``inject`` (false holds INJECT rules) and
+``skip`` (dataset names whose transfers are parked, never done) and ``source_order`` (the
+preferred sources first, as Rucio's distance ranking would).
 Each completion is appended to the events file as one JSON line (name, dest, source, state, at).
 """
 
@@ -29,9 +31,12 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import logging
 import sys
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,20 +65,33 @@ CARTRIDGES_PER_DATASET = 2
 BATCH = 500
 
 
+@contextmanager
+def db_session() -> Iterator[Any]:
+    """One transaction on Rucio's database, committed on success; the connection goes back to the pool."""
+    session = get_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 def command_bootstrap(args: argparse.Namespace) -> int:
     with psycopg.connect(args.admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{args.database}"')
     build_database()
     create_root_account()
-    session = get_session()
-    session.execute(
-        text(
-            "INSERT INTO vos (vo, description, email, created_at, updated_at) "
-            "VALUES ('def', 'default', 'root@localhost', now(), now()) ON CONFLICT DO NOTHING"
+    with db_session() as session:
+        session.execute(
+            text(
+                "INSERT INTO vos (vo, description, email, created_at, updated_at) "
+                "VALUES ('def', 'default', 'root@localhost', now(), now()) ON CONFLICT DO NOTHING"
+            )
         )
-    )
-    session.commit()
     return 0
 
 
@@ -144,19 +162,23 @@ class TransferTool:
     def inject(self) -> int:
         if self.control.get("inject", True) is False:
             return 0
-        session = get_session()
-        rule_ids = session.execute(
-            select(models.ReplicationRule.id).where(models.ReplicationRule.state == RuleState.INJECT)
-        ).scalars()
-        rule_ids = list(rule_ids)
+        with db_session() as session:
+            rule_ids = list(
+                session.execute(
+                    select(models.ReplicationRule.id).where(models.ReplicationRule.state == RuleState.INJECT)
+                ).scalars()
+            )
         for rule_id in rule_ids:
-            rule_core.inject_rule(rule_id=rule_id, session=session)
-            session.commit()
+            with db_session() as session:
+                rule_core.inject_rule(rule_id=rule_id, session=session)
         return len(rule_ids)
 
     def submit(self) -> int:
         """Give QUEUED transfer requests a source and a completion time from the drive schedule."""
-        session = get_session()
+        with db_session() as session:
+            return self._submit(session)
+
+    def _submit(self, session: Any) -> int:
         queued = (
             session.execute(
                 select(models.Request)
@@ -171,6 +193,10 @@ class TransferTool:
         by_source: dict[str, list[tuple[int, Any]]] = {}
         for number, request in enumerate(queued):
             attributes = request.attributes if isinstance(request.attributes, dict) else json.loads(request.attributes)
+            if attributes.get("ds_name") in self.control.get("skip", []):
+                # Parked: out of the QUEUED set, never transferred.
+                request.state = RequestState.WAITING
+                continue
             allowed = self.allowed(session, attributes.get("source_replica_expression"))
             replicas = session.execute(
                 select(models.RSEFileAssociation.rse_id).where(
@@ -180,8 +206,11 @@ class TransferTool:
                     models.RSEFileAssociation.rse_id != request.dest_rse_id,
                 )
             ).scalars()
+            # Rucio ranks sources by distance; here the control file's ``source_order`` ranks them.
+            order = self.control.get("source_order", [])
             candidates = sorted(
-                self.rse_name(session, rse_id) for rse_id in replicas if allowed is None or rse_id in allowed
+                (self.rse_name(session, rse_id) for rse_id in replicas if allowed is None or rse_id in allowed),
+                key=lambda rse: (order.index(rse) if rse in order else len(order), rse),
             )
             if not candidates:
                 request.state = RequestState.NO_SOURCES
@@ -191,7 +220,7 @@ class TransferTool:
             request.state = RequestState.SUBMITTED
             request.external_host = "idds-test-transfer-tool"
             by_source.setdefault(source, []).append((number, request, attributes))
-        session.commit()
+        session.flush()
         now = self.sim_now()
         for source, entries in by_source.items():
             library = self.library_ids.setdefault(source, len(self.library_ids) + 1)
@@ -233,8 +262,15 @@ class TransferTool:
 
     def finish(self) -> int:
         """Complete every transfer whose time has come, as the conveyor-finisher does."""
+        with db_session() as session:
+            events = self._finish(session)
+        if events:
+            with self.events_path.open("a") as out:
+                out.writelines(json.dumps(event) + "\n" for event in events)
+        return len(events)
+
+    def _finish(self, session: Any) -> list[dict[str, Any]]:
         done = 0
-        session = get_session()
         events = []
         now = time.monotonic()
         while self.pending and self.pending[0].due <= now and done < BATCH:
@@ -243,15 +279,21 @@ class TransferTool:
             replica = {"scope": item.scope, "name": item.name, "rse_id": item.dest_rse_id, "state": state}
             if item.fails:
                 replica["error_message"] = f"transfer from {item.source} failed: tape read error"
-            update_replicas_states([replica], nowait=False, session=session)
-            if item.request_id is not None:
-                request_core.transition_request_state(
-                    item.request_id,
-                    state=RequestState.FAILED if item.fails else RequestState.DONE,
-                    err_msg="tape read error" if item.fails else None,
-                    session=session,
-                )
-                request_core.archive_request(item.request_id, session=session)
+            try:
+                # One savepoint per transfer: a file whose replica is gone does not undo the batch.
+                with session.begin_nested():
+                    update_replicas_states([replica], nowait=False, session=session)
+                    if item.request_id is not None:
+                        request_core.transition_request_state(
+                            item.request_id,
+                            state=RequestState.FAILED if item.fails else RequestState.DONE,
+                            err_msg="tape read error" if item.fails else None,
+                            session=session,
+                        )
+                        request_core.archive_request(item.request_id, session=session)
+            except Exception:
+                logging.exception("transfer of %s could not be completed", item.name)
+                continue
             recover = self.control.get("recover_after", {}).get(item.name)
             if item.fails and recover is not None:
                 self.counter += 1
@@ -277,16 +319,17 @@ class TransferTool:
                 }
             )
             done += 1
-        session.commit()
-        if events:
-            with self.events_path.open("a") as out:
-                out.writelines(json.dumps(event) + "\n" for event in events)
-        return done
+        return events
 
     def run(self, interval: float) -> None:
         while True:
             self.read_control()
-            worked = self.inject() + self.submit() + self.finish()
+            try:
+                worked = self.inject() + self.submit() + self.finish()
+            except Exception:
+                # A daemon: log, wait, try again (Rucio's daemons do the same).
+                logging.exception("transfer tool step failed")
+                worked = 0
             if not worked:
                 time.sleep(interval)
 
