@@ -116,7 +116,6 @@ class TransferTool:
         self.scale = scale
         self.drives = drives
         self.control: dict[str, Any] = {}
-        self.control_mtime = 0.0
         self.pending: list[Completion] = []
         self.counter = 0
         self.drive_states: dict[str, list[DriveState]] = {}
@@ -128,13 +127,11 @@ class TransferTool:
     # -- control ------------------------------------------------------------------------------
 
     def read_control(self) -> None:
+        """Re-read the control file (small; read every step: two writes can share an mtime)."""
         try:
-            mtime = self.control_path.stat().st_mtime
-        except OSError:
-            return
-        if mtime != self.control_mtime:
-            self.control_mtime = mtime
             self.control = json.loads(self.control_path.read_text() or "{}")
+        except (OSError, ValueError):
+            return
 
     def sim_now(self) -> float:
         return (time.monotonic() - self.started) * (self.scale or 1.0)
