@@ -132,6 +132,26 @@ def _balanced(expression: str) -> bool:
     return depth == 0
 
 
+def credentials_from_settings(auth_type: str) -> dict[str, Any]:
+    """The ``creds`` rucio-clients takes for ``auth_type``, from the ``IDDS_RUCIO_*`` settings.
+
+    userpass: username and password (given separately); x509: ``client_cert`` and ``client_key``;
+    x509_proxy: ``client_proxy``; oidc: ``oidc_scope``, ``oidc_audience``, ``oidc_issuer`` (the
+    token itself is read from the client's token file, see docs/rucio.md).
+    """
+    chosen = {
+        "x509": {"client_cert": settings.IDDS_RUCIO_CLIENT_CERT, "client_key": settings.IDDS_RUCIO_CLIENT_KEY},
+        "x509_proxy": {"client_proxy": settings.IDDS_RUCIO_CLIENT_PROXY},
+        "oidc": {
+            "oidc_scope": settings.IDDS_RUCIO_OIDC_SCOPE,
+            "oidc_audience": settings.IDDS_RUCIO_OIDC_AUDIENCE,
+            "oidc_issuer": settings.IDDS_RUCIO_OIDC_ISSUER,
+        },
+    }.get(auth_type, {})
+    # Empty settings are left out, so the client falls back to its own (rucio.cfg, RUCIO_CLIENT_CERT, ...).
+    return {key: value for key, value in chosen.items() if value}
+
+
 def _aware(value: Any) -> datetime | None:
     """Rucio sends naive UTC datetimes (its JSON dates end in " UTC"); the project uses aware ones."""
     if isinstance(value, datetime):
@@ -193,6 +213,8 @@ class RucioBackend(StagingBackend):
             auth_type=settings.IDDS_RUCIO_AUTH_TYPE,
             username=settings.IDDS_RUCIO_USERNAME or None,
             password=settings.IDDS_RUCIO_PASSWORD or None,
+            creds=credentials_from_settings(settings.IDDS_RUCIO_AUTH_TYPE),
+            ca_cert=settings.IDDS_RUCIO_CA_CERT or None,
         )
 
     # -- plumbing -------------------------------------------------------------------------------
