@@ -9,6 +9,8 @@ import pytest
 from carousel.backends.base import RuleRequest
 from carousel.backends.rucio import DELETED_MARK, RucioBackend
 from requests_app.errors import PermanentError, TransientError
+from requests_app.models import Message, Processing, Request
+from requests_app.models.statuses import RequestStatus
 from tests.carousel.rucio_server import (  # noqa: F401 - the fixture
     BNL_TAPE,
     CERN_TAPE,
@@ -408,3 +410,64 @@ def test_it_is_configured_by_the_django_settings(settings, real_rucio: RealRucio
 
     # then
     assert len(backend.list_files(SCOPE, name)) == 4
+
+
+def test_the_service_stages_through_rucio_and_restages_a_stuck_file_from_the_other_tape(
+    celery_worker, settings, api, real_rucio: RealRucio
+):
+    # given a dataset whose first file cannot be read from the CERN tape
+    name, rows = real_rucio.add_dataset(files=12)
+    stuck = rows[0]["name"]
+    real_rucio.fail(stuck, CERN_TAPE)
+    settings.IDDS_STAGING_BACKEND = "rucio"
+    settings.IDDS_RUCIO_HOST = real_rucio.url
+    settings.IDDS_RUCIO_AUTH_HOST = real_rucio.url
+    settings.IDDS_RUCIO_ACCOUNT = "idds"
+    settings.IDDS_RUCIO_AUTH_TYPE = "userpass"
+    settings.IDDS_RUCIO_USERNAME = "idds"
+    settings.IDDS_RUCIO_PASSWORD = "secret"
+    settings.IDDS_POLL_MAX_SECONDS = 1.0
+    body = {
+        "request_type": 2,
+        "scope": SCOPE,
+        "name": name,
+        "requester": "panda",
+        "request_metadata": {
+            "workload_id": 4242,
+            "src_rse": CERN_TAPE,
+            "dest_rse": DISK,
+            "max_waiting_time": 5,
+        },
+    }
+
+    # when
+    response = api.post("/api/v1/requests/", body, format="json")
+
+    # then
+    assert response.status_code == 201, response.content
+    request_id = response.json()["request_id"]
+    request = wait_for(
+        lambda: Request.objects.filter(pk=request_id, status=RequestStatus.FINISHED).first(),
+        timeout=200,
+        what="the request finished",
+    )
+    batches = [
+        [entry["name"] for entry in body["files"]]
+        for body in Message.objects.filter(request_id=request.pk, msg_type="file_stagein")
+        .order_by("id")
+        .values_list("body", flat=True)
+    ]
+    announced = [file_name for batch in batches for file_name in batch]
+    assert sorted(announced) == sorted(row["name"] for row in rows)
+    processing = Processing.objects.get(transform__request_id=request.pk)
+    groups = processing.processing_metadata["rules"]
+    assert [group["kind"] for group in groups] == ["main", "restage"]
+    assert groups[1]["avoid_source"] == CERN_TAPE
+    landed = [event for event in real_rucio.events({row["name"] for row in rows}) if event["state"] == "OK"]
+    assert [event["source"] for event in landed if event["name"] == stuck] == [BNL_TAPE]
+    # Rucio's lock listing has no change time: within one poll the order is Rucio's, but a file
+    # announced in a later message never landed before one announced earlier.
+    first_landing = {name: index for index, name in enumerate(dict.fromkeys(event["name"] for event in landed))}
+    spans = [[first_landing[name] for name in batch if name != stuck] for batch in batches]
+    spans = [span for span in spans if span]
+    assert all(max(earlier) < min(later) for earlier, later in zip(spans, spans[1:], strict=False))
