@@ -317,8 +317,9 @@ class RucioBackend(StagingBackend):
         )
 
     def _revive(self, rule: RuleRequest, did: tuple[str, str]) -> str:
-        """The rule that holds this DID's unique key: ours, deleted within the hour, is revived
-        (lifetime, source and comment of the new request); anyone else's is a refusal naming it."""
+        """The rule that holds this DID's unique key: ours (same comment) is adopted; ours deleted
+        within the hour is revived (lifetime, source and comment of the new request); anyone else's
+        is a refusal naming it."""
         holder = next(
             (
                 row
@@ -331,6 +332,9 @@ class RucioBackend(StagingBackend):
         )
         if holder is None:
             raise PermanentError(f"Rucio refused a rule for {did[0]}:{did[1]} as a duplicate, but lists no such rule")
+        if rule.comment and holder.get("comments") == rule.comment:
+            # Our own rule, committed while we were not looking (a create that timed out and was retried).
+            return holder["id"]
         if not (holder.get("comments") or "").startswith(DELETED_MARK):
             raise PermanentError(
                 f"Rucio rule {holder['id']} of account {self.account} already stages {did[0]}:{did[1]} to "
