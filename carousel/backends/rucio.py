@@ -78,8 +78,11 @@ PERMANENT_RUCIO_ERRORS: tuple[type[Exception], ...] = (
 NOT_FOUND_ERRORS = (rucio_errors.DataIdentifierNotFound, rucio_errors.RuleNotFound, rucio_errors.ScopeNotFound)
 
 # Connect and read timeouts (seconds) for every call. The read timeout bounds the gap between two
-# chunks, not the whole reply, so listing a 100,000-file dataset as a stream is not cut short.
-DEFAULT_TIMEOUT = (5, 30)
+# chunks, not the whole reply, so listing a 100,000-file dataset as a stream is not cut short. It
+# must exceed a rule creation: Rucio 41 created a 9,999-file rule (the largest it makes at once;
+# from 10,000 it injects later) in 64 s on a test machine. A create cut short is retried and adopts
+# the rule it made (by comments).
+DEFAULT_TIMEOUT = (5, 180)
 # The tape RSEs of a deployment. ``istape=True`` is a convention (an attribute the operators set, as
 # ATLAS does); every Rucio also knows ``rse_type=TAPE``. The re-stage source is "any tape but the bad one".
 DEFAULT_TAPE_EXPRESSION = "istape=True"
