@@ -528,10 +528,35 @@ IDDS_RUCIO_AUTH_HOST = env_str(
 )
 IDDS_RUCIO_ACCOUNT = env_str("IDDS_RUCIO_ACCOUNT", "idds", help="Rucio backend: account.")
 IDDS_RUCIO_AUTH_TYPE = env_str(
-    "IDDS_RUCIO_AUTH_TYPE", "userpass", help="Rucio backend: authentication type (`userpass`, `x509`, ...)."
+    "IDDS_RUCIO_AUTH_TYPE",
+    "userpass",
+    help="Rucio backend: authentication type: `userpass`, `x509`, `x509_proxy` or `oidc` (docs/rucio.md).",
 )
+if IDDS_RUCIO_AUTH_TYPE not in {"userpass", "x509", "x509_proxy", "oidc"}:
+    raise ImproperlyConfigured(f"IDDS_RUCIO_AUTH_TYPE={IDDS_RUCIO_AUTH_TYPE!r}: use userpass, x509, x509_proxy or oidc")
 IDDS_RUCIO_USERNAME = env_str("IDDS_RUCIO_USERNAME", "", help="Rucio backend: user name for `userpass`.")
 IDDS_RUCIO_PASSWORD = env_secret("IDDS_RUCIO_PASSWORD", "", help="Rucio backend: password for `userpass`.")
+IDDS_RUCIO_CLIENT_CERT = env_str(
+    "IDDS_RUCIO_CLIENT_CERT", "", help="Rucio backend: X.509 certificate file for `x509` (PEM)."
+)
+IDDS_RUCIO_CLIENT_KEY = env_str(
+    "IDDS_RUCIO_CLIENT_KEY", "", help="Rucio backend: X.509 private key file for `x509` (mode 400 or 600)."
+)
+IDDS_RUCIO_CLIENT_PROXY = env_str(
+    "IDDS_RUCIO_CLIENT_PROXY", "", help="Rucio backend: X.509 proxy file for `x509_proxy`."
+)
+IDDS_RUCIO_CA_CERT = env_str(
+    "IDDS_RUCIO_CA_CERT",
+    "",
+    help="Rucio backend: CA bundle or directory to verify the Rucio servers (empty = the system's).",
+)
+IDDS_RUCIO_OIDC_SCOPE = env_str(
+    "IDDS_RUCIO_OIDC_SCOPE", "openid profile", help="Rucio backend: OIDC scope requested with `oidc`."
+)
+IDDS_RUCIO_OIDC_AUDIENCE = env_str("IDDS_RUCIO_OIDC_AUDIENCE", "", help="Rucio backend: OIDC audience with `oidc`.")
+IDDS_RUCIO_OIDC_ISSUER = env_str(
+    "IDDS_RUCIO_OIDC_ISSUER", "", help="Rucio backend: OIDC issuer (identity provider nickname on the Rucio server)."
+)
 
 # Sandbox for user programs (docs/sandbox.md): bubblewrap by default, or a container engine. The host only
 # for staff and only when allowed here. Limits are ceilings: a request may ask for less.

@@ -139,12 +139,18 @@ def ensure_chromium() -> None:
         apt_install("chromium")
 
 
+def ensure_rucio_server_venv() -> None:
+    """The real Rucio server the carousel tests start (tools/rucio_server.py): its own virtual environment."""
+    run(PYTHON, "-m", "tools.rucio_server")
+
+
 def command_test(extra: list[str]) -> int:
     ensure_venv("requirements-dev.txt")
     ensure_postgres()
     ensure_redis()
     ensure_bubblewrap()
     ensure_chromium()
+    ensure_rucio_server_venv()
     env = {
         **os.environ,
         "DATABASE_URL": os.environ.get("DATABASE_URL", TEST_DATABASE_URL),

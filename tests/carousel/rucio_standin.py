@@ -7,7 +7,13 @@ It answers what ``carousel.backends.rucio`` asks through the real ``rucio-client
   ``GET /rules/`` (filters in the query string), ``GET /rules/{id}/locks``: newline-delimited JSON
   (``application/x-json-stream``), as Rucio streams them.
 - ``GET /dids/{scope}/{name}/meta``, ``GET /rules/{id}``: one JSON object (``application/json``).
-- ``POST /rules/``: 201 and the JSON list of new rule ids, one per DID; ``DELETE /rules/{id}``: 200.
+- ``POST /rules/``: 201 and the JSON list of new rule ids, one per DID; ``PUT /rules/{id}`` (options
+  ``comment``, ``lifetime``, ``source_replica_expression``); ``DELETE /rules/{id}``: 200, a soft delete
+  as in Rucio (the rule stays for an hour, still a duplicate); ``GET /rules/{id}/analysis``;
+  ``GET /rses/?expression=``.
+- What real Rucio 41 answers with a bare 500 (no exception class): a rule filter on a key that is
+  not a column (``comment``), a source expression that selects no RSE. Locks of an unknown rule
+  are an empty list, as in Rucio.
 - Errors as Rucio sends them: status code, ``ExceptionClass``/``ExceptionMessage`` headers and the
   same pair as a JSON body, which the client turns back into ``rucio.common.exception`` classes.
 
@@ -38,6 +44,8 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 # Rucio renders datetimes in JSON as RFC 1123 strings ending in " UTC" (rucio.common.utils.DATE_FORMAT).
 RUCIO_DATE_FORMAT = "%a, %d %b %Y %H:%M:%S UTC"
 START_TIME = datetime(2015, 6, 1, tzinfo=UTC)
+# The columns of Rucio's rules table that a rule listing may filter on (a subset).
+RULE_COLUMNS = {"id", "account", "scope", "name", "state", "rse_expression", "comments", "activity", "did_type"}
 # (status, content type, body, extra headers) of one reply.
 Reply = tuple[int, str, str, dict[str, str]]
 
@@ -184,7 +192,8 @@ class StandInRule:
             "ignore_availability": False,
             "ignore_account_limit": False,
             "priority": self.priority,
-            "comment": self.comment,
+            # Rucio's field is "comments" (the request parameter is "comment").
+            "comments": self.comment,
             "child_rule_id": None,
             "eol_at": None,
             "split_container": False,
@@ -325,8 +334,19 @@ class RucioStandIn:
                     r.as_json(self.now) for r in self.rules.values() if (r.scope, r.name) == (scope, name)
                 )
             case "GET", ["rules", ""]:
-                rows = (r.as_json(self.now) for r in self.rules.values())
+                rows = [r.as_json(self.now) for r in self.rules.values()]
+                if any(key not in RULE_COLUMNS for key in query):
+                    # Rucio maps every filter key to a column: an unknown one is an unhandled server error.
+                    return 500, "text/html; charset=utf-8", "", {}
                 return self._stream(row for row in rows if all(str(row.get(k)) == v for k, v in query.items()))
+            case "GET", ["rses", ""]:
+                selected = sorted(resolve_rse_expression(query["expression"], self.rses))
+                return self._stream({"rse": rse} for rse in selected)
+            case "PUT", ["rules", rule_id]:
+                self._update_rule(self._rule(rule_id), json.loads(body or b"{}")["options"])
+                return 200, "text/html; charset=utf-8", "", {}
+            case "GET", ["rules", rule_id, "analysis"]:
+                return self._stream([self._analysis(self._rule(rule_id))])
             case "POST", ["rules", ""]:
                 rule_ids = self._add_rules(json.loads(body or b"{}"), account)
                 # Rucio answers Response(dumps(rule_ids), status=201): Flask's default content type.
@@ -334,13 +354,15 @@ class RucioStandIn:
             case "GET", ["rules", rule_id]:
                 return self._object(self._rule(rule_id).as_json(self.now))
             case "DELETE", ["rules", rule_id]:
-                self._rule(rule_id)
-                del self.rules[rule_id]
+                rule = self._rule(rule_id)
+                # A soft delete: Rucio's judge-cleaner removes the rule when it expires, an hour later.
+                soon = self.now + timedelta(hours=1)
+                rule.expires_at = min(rule.expires_at, soon) if rule.expires_at else soon
                 self.deleted_rule_ids.append(rule_id)
                 return 200, "text/html; charset=utf-8", "", {}
             case "GET", ["rules", rule_id, "locks"]:
-                rule = self._rule(rule_id)
-                return self._stream(self._lock_row(lock, rule_id) for lock in rule.locks)
+                rule = self.rules.get(rule_id)
+                return self._stream(self._lock_row(lock, rule_id) for lock in (rule.locks if rule else []))
         raise RucioError(
             404, "MethodNotAllowed" if segments else "NotFound", f"no route for {method} /{'/'.join(segments)}"
         )
@@ -422,12 +444,36 @@ class RucioStandIn:
         except KeyError:
             raise RucioError(404, "RuleNotFound", f"No rule with the id {rule_id} found") from None
 
+    def _update_rule(self, rule: StandInRule, options: dict[str, Any]) -> None:
+        if "comment" in options:
+            rule.comment = options["comment"]
+        if "lifetime" in options:
+            lifetime = options["lifetime"]
+            rule.expires_at = self.now + timedelta(seconds=lifetime) if lifetime else None
+        if "source_replica_expression" in options:
+            rule.source_replica_expression = options["source_replica_expression"]
+
+    def _analysis(self, rule: StandInRule) -> dict[str, Any]:
+        """Rucio's examine_rule: for a STUCK rule, each stuck lock with the source of its last transfer."""
+        if rule.state(self.now) != "STUCK":
+            return {"rule_error": f"This replication rule is {rule.state(self.now)}", "transfers": []}
+        transfers = [
+            {"scope": lock.scope, "name": lock.name, "rse": lock.rse, "attempts": 1, "last_source": lock.source}
+            for lock in rule.locks
+            if lock.state(self.now) == "STUCK"
+        ]
+        return {"rule_error": "transfer failed", "transfers": transfers}
+
     def _add_rules(self, params: dict[str, Any], account: str) -> list[str]:
         """Validate everything first, then create one rule per DID (all or nothing, as Rucio does)."""
         account = params.get("account") or account
         destinations = sorted(resolve_rse_expression(params["rse_expression"], self.rses))
         sources = params.get("source_replica_expression")
-        allowed_sources = resolve_rse_expression(sources, self.rses) if sources else set(self.rses)
+        try:
+            allowed_sources = resolve_rse_expression(sources, self.rses) if sources else set(self.rses)
+        except RucioError:
+            # Real Rucio does not catch this one: a bare 500.
+            raise RucioError(500, "", "") from None
         copies = int(params.get("copies") or 1)
         if copies > len(destinations):
             raise RucioError(
@@ -494,6 +540,8 @@ class _RucioHandler(BaseHTTPRequestHandler):
             status, content_type = error.status, "application/octet-stream"
             text = json.dumps({"ExceptionClass": error.exception_class, "ExceptionMessage": error.message})
             extra = {"ExceptionClass": error.exception_class, "ExceptionMessage": error.message}
+            if not error.exception_class:
+                text, extra = "", {}
         payload = text.encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from rucio.common.exception import RucioException
 
 from carousel.backends.base import RuleRequest
-from carousel.backends.rucio import RucioBackend, restage_source_expression
+from carousel.backends.rucio import DELETED_MARK, RucioBackend, restage_source_expression
 from requests_app.errors import PermanentError, TransientError
 from tests.carousel.rucio_standin import RucioStandIn
 
@@ -206,9 +207,10 @@ def test_it_deletes_a_rule_and_accepts_deleting_it_again(backend: RucioBackend, 
     backend.delete_rule(rule_id)
     backend.delete_rule(rule_id)
 
-    # then
-    assert rule_id not in standin.rules
-    assert standin.deleted_rule_ids == [rule_id]
+    # then: soft-deleted, as in Rucio, and marked by the service
+    assert standin.rules[rule_id].comment == f"{DELETED_MARK}idds processing 7"
+    assert standin.rules[rule_id].expires_at == standin.now + timedelta(hours=1)
+    assert standin.deleted_rule_ids == [rule_id, rule_id]
     assert standin.calls["DELETE /rules"] == 2
 
 
@@ -317,3 +319,54 @@ def test_it_refuses_an_empty_rucio_host_setting(settings):
     # when / then
     with pytest.raises(ImproperlyConfigured, match="IDDS_RUCIO_HOST is empty"):
         RucioBackend.from_settings()
+
+
+def test_it_answers_a_rule_filter_on_comment_with_a_bare_500_as_real_rucio_does(backend: RucioBackend):
+    # given: the stand-in must fail where real Rucio fails, or it hides the bug it was written to catch
+    client = backend.client
+
+    # when
+    with pytest.raises(RucioException) as failed:
+        list(client.list_replication_rules(filters={"comment": "idds processing 7"}))
+
+    # then
+    assert "http status code: 500" in str(failed.value)
+
+
+def test_it_passes_x509_settings_to_the_client_and_refuses_a_missing_certificate(settings, tmp_path):
+    # given
+    settings.IDDS_RUCIO_HOST = "https://rucio.example.org"
+    settings.IDDS_RUCIO_AUTH_TYPE = "x509"
+    settings.IDDS_RUCIO_CLIENT_CERT = str(tmp_path / "usercert.pem")
+    settings.IDDS_RUCIO_CLIENT_KEY = str(tmp_path / "userkey.pem")
+    settings.IDDS_RUCIO_CA_CERT = "/etc/grid-security/certificates"
+
+    # when
+    backend = RucioBackend.from_settings()
+    with pytest.raises(PermanentError) as refused:
+        backend.list_files(SCOPE, DATASET)
+
+    # then
+    assert backend.creds == {"client_cert": str(tmp_path / "usercert.pem"), "client_key": str(tmp_path / "userkey.pem")}
+    assert (backend.auth_type, backend.ca_cert) == ("x509", "/etc/grid-security/certificates")
+    assert "X.509 client certificate not found" in str(refused.value)
+
+
+def test_it_passes_oidc_settings_to_the_client(settings):
+    # given
+    settings.IDDS_RUCIO_HOST = "https://rucio.example.org"
+    settings.IDDS_RUCIO_AUTH_TYPE = "oidc"
+    settings.IDDS_RUCIO_OIDC_SCOPE = "openid profile offline_access"
+    settings.IDDS_RUCIO_OIDC_AUDIENCE = "rucio"
+    settings.IDDS_RUCIO_OIDC_ISSUER = "wlcg"
+
+    # when
+    backend = RucioBackend.from_settings()
+
+    # then
+    assert backend.auth_type == "oidc"
+    assert backend.creds == {
+        "oidc_scope": "openid profile offline_access",
+        "oidc_audience": "rucio",
+        "oidc_issuer": "wlcg",
+    }
