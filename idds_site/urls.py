@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("requests_app.api.urls")),
     path("api/v1/", include("hpo.api.urls")),
+    path("api/v1/", include("activelearning.api.urls")),
     # Session login for the browser (the browsable API and the monitor pages).
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
