@@ -31,9 +31,10 @@ from activelearning.stop_rules import (
     target_reason,
 )
 from requests_app.errors import ApplicationError, ConflictError, NotFoundError
-from requests_app.models import Collection, Content, Processing, Transform
+from requests_app.models import Collection, Content, Processing, Request, Transform
 from requests_app.models.statuses import (
     PROCESSING_TERMINAL,
+    REQUEST_ACTIVE,
     CollectionRelationType,
     ContentStatus,
     ContentType,
@@ -423,8 +424,11 @@ def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = 
         return step
     _record(step, run, merge)
     config = loop_config(loop.transform)
-    if loop.is_terminal:
-        step.status, step.error = Step.Status.SKIPPED, step.error or f"the loop had ended ({loop.status})"
+    # An abort or finish recorded while the program ran wins, even before the control step stopped the loop.
+    request_status = Request.objects.filter(pk=loop.request_id).values_list("status", flat=True).first()
+    if loop.is_terminal or request_status not in REQUEST_ACTIVE:
+        ended = loop.status if loop.is_terminal else "request stopping"
+        step.status, step.error = Step.Status.SKIPPED, step.error or f"the loop had ended ({ended})"
         step.save(update_fields=STEP_RECORD_FIELDS)
         return step
     try:
