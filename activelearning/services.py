@@ -94,10 +94,10 @@ def loop_ensure(*, transform: Transform) -> Loop:
     loop.iteration = max((t.iteration for t in trials), default=1)
     if config.fork:
         steps = _fork_steps_copy(loop, config.fork)
-        # Results up to iteration k-1 were consumed by the copied decisions; those of k await the new one.
-        Trial.objects.filter(loop=loop, iteration__lt=config.fork["iteration"]).update(
-            consumed_by=steps[-1] if steps else None
-        )
+        # Results up to iteration k-1 were consumed by the copied decisions; those of k await the new decision,
+        # unless the fork brings its own parameters for iteration k+1.
+        last_consumed = config.fork["iteration"] - (0 if config.initial_parameters else 1)
+        Trial.objects.filter(loop=loop, iteration__lte=last_consumed).update(consumed_by=steps[-1] if steps else None)
     loop.save()
     if config.deadline_seconds is not None:
         handoffs.loop_check_due(transform.pk, countdown=config.deadline_seconds)
