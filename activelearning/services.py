@@ -444,7 +444,7 @@ def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = 
     step.save(update_fields=STEP_RECORD_FIELDS)
     loop.failed_steps, loop.last_decision = 0, run.output
     loop.save(update_fields=["failed_steps", "last_decision"])
-    merged_metrics = metrics_of((merge or {}).get("output"), None) if merge else {}
+    merged_metrics = _merged_metrics(merge)
     if outcome == Step.Outcome.STOP:
         loop_end(loop=loop, status=Loop.Status.FINISHED, reason=f"the decision returned {json.dumps(run.output)}")
     elif merged_metrics and (reason := target_reason(config, [merged_metrics])):
@@ -455,6 +455,14 @@ def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = 
         _trials_create(loop, config, sets, memoise=config.memoise)
         _advance(loop, config)
     return step
+
+
+def _merged_metrics(merge: dict[str, Any] | None) -> dict[str, float]:
+    """The metrics a merge step computed: its output's ``metrics`` object, else its output's numbers."""
+    output = (merge or {}).get("output")
+    if isinstance(output, dict) and isinstance(output.get("metrics"), dict):
+        return metrics_of(output["metrics"], None)
+    return metrics_of(output, None)
 
 
 def _step_failed(loop: Loop, config: LoopConfig, step: Step) -> None:
