@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from activelearning.handoffs import AlTaskName
 from hpo.handoffs import HpoTaskName
 from idds_site.celery import app
 from requests_app.handoffs import TaskName
@@ -29,6 +30,8 @@ def test_every_declared_queue_has_its_own_exchange_and_routing_key():
         (TaskName.WATCHDOG_SWEEP, "watchdog"),
         (HpoTaskName.GENERATION_RUN, "hpo_generate"),
         (HpoTaskName.STUDIES_SWEEP, "hpo"),
+        (AlTaskName.STEP_RUN, "activelearning"),
+        (AlTaskName.LOOP_CHECK, "activelearning"),
     ],
 )
 def test_agent_tasks_route_to_their_queue(task, queue):
@@ -38,14 +41,14 @@ def test_agent_tasks_route_to_their_queue(task, queue):
     assert route["queue"].routing_key == queue
 
 
-@pytest.mark.parametrize("name", [*TaskName, *HpoTaskName])
+@pytest.mark.parametrize("name", [*TaskName, *HpoTaskName, *AlTaskName])
 def test_every_hand_off_names_a_registered_task(name):
     # Hand-offs send tasks by name: a name that no task carries would be lost on the broker.
     assert name in app.tasks
 
 
 def test_each_registered_task_carries_the_name_of_the_service_it_runs():
-    ours = {name: task for name, task in app.tasks.items() if name.startswith(("idds.", "hpo."))}
+    ours = {name: task for name, task in app.tasks.items() if name.startswith(("idds.", "hpo.", "activelearning."))}
 
-    assert set(ours) == {*TaskName, *HpoTaskName}
+    assert set(ours) == {*TaskName, *HpoTaskName, *AlTaskName}
     assert all(name.rsplit(".", 1)[1] == task.run.__name__ for name, task in ours.items())

@@ -1,7 +1,8 @@
 """run_demo: what `python3 tools/bootstrap.py demo` shows once the service is up.
 
 A scaled-down data-carousel campaign on the simulated tape system, watched live until done, then
-(when the HPO app provides it) a short hyperparameter optimisation with several workers.
+(when the HPO app provides it) a short hyperparameter optimisation with several workers, and (when the
+active-learning app provides it) a closed loop against a simulated Monte Carlo.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from requests_app.auth.service_user import command_owner
 
 
 class Command(BaseCommand):
-    help = "Run the demo: a scaled-down carousel campaign, then a short HPO study."
+    help = "Run the demo: a scaled-down carousel campaign, a short HPO study, an active-learning loop."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--scale", default="0.01", help="fraction of the reference campaign (0.01 = 4,263 files)")
         parser.add_argument("--max-waiting-time", default="1800", help="simulated seconds before re-staging")
         parser.add_argument("--skip-hpo", action="store_true")
+        parser.add_argument("--skip-al", action="store_true")
         parser.add_argument(
             "--owner", default="", help="username owning the demo's requests (default: the service user)"
         )
@@ -43,6 +45,11 @@ class Command(BaseCommand):
         if not options["skip_hpo"] and "hpo_demo" in get_commands():
             self.stdout.write(self.style.MIGRATE_HEADING("Hyperparameter optimisation of a scikit-learn model"))
             call_command("hpo_demo", "--no-celery", "--owner", owner.get_username(), stdout=self.stdout)
+        if not options["skip_al"] and "al_demo" in get_commands():
+            self.stdout.write(
+                self.style.MIGRATE_HEADING("Active learning: moving a cut until a Monte Carlo meets a target")
+            )
+            call_command("al_demo", "--no-celery", "--owner", owner.get_username(), stdout=self.stdout)
         self.stdout.write(
             self.style.SUCCESS("Demo finished. Browse /api/v1/requests/ or /admin/ with the token above.")
         )
