@@ -481,11 +481,19 @@ def _step_failed(loop: Loop, config: LoopConfig, step: Step) -> None:
 
 
 def step_start(*, step_id: int) -> Step | None:
-    """Claim a queued step (compare-and-swap); None when another worker has it or it is done."""
-    claimed = Step.objects.filter(pk=step_id, status=Step.Status.QUEUED).update(
-        status=Step.Status.RUNNING, started_at=timezone.now()
+    """Claim a queued step (compare-and-swap); None when another worker has it, it is done, or its loop ended
+    meanwhile (then it is skipped without running the program)."""
+    now = timezone.now()
+    live = Step.objects.filter(
+        pk=step_id,
+        status=Step.Status.QUEUED,
+        loop__status=Loop.Status.RUNNING,
+        loop__request__status__in=REQUEST_ACTIVE,
     )
-    if claimed != 1:
+    if live.update(status=Step.Status.RUNNING, started_at=now) != 1:
+        Step.objects.filter(pk=step_id, status=Step.Status.QUEUED).update(
+            status=Step.Status.SKIPPED, error="the loop had ended before the step ran", finished_at=now
+        )
         return None
     return Step.objects.select_related("loop__transform__request").get(pk=step_id)
 
