@@ -9,7 +9,7 @@ demo:          ## the service and a demo on the embedded default (SQLite, filesy
 test:          ## the test suite on PostgreSQL + Redis (started if not running), fault suite at reduced size
 	python3 tools/bootstrap.py test
 
-faults:        ## the fault suite alone at full size: 50,000-file campaigns (about 15 minutes here)
+faults:        ## the fault suite alone at full size: 50,000-file campaigns (about 9 minutes here)
 	IDDS_FAULT_FILES=50000 python3 tools/bootstrap.py test tests/faults -m faults
 
 serve:         ## web + worker + beat with the configuration in the environment

@@ -235,6 +235,8 @@ if IS_FILESYSTEM_BROKER:
         # The transport polls the folder; its 1 s default capped the demo at ~2 tasks/s.
         "polling_interval": 0.05,
     }
+    # kombu's filesystem transport with messages written atomically (idds_site/filesystem_transport.py).
+    CELERY_BROKER_TRANSPORT = "idds_site.filesystem_transport:Transport"
 else:
     # Longer than the longest task or countdown, so a delayed poll is not redelivered twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {

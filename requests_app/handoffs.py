@@ -4,8 +4,8 @@ A service that finishes its step calls one of these functions; each enqueues the
 the next step **after the caller's transaction commits** (outside a transaction: at once), so a
 worker never sees a row before it exists and a rolled-back step starts nothing.
 
-Tasks are looked up by their registered name in the Celery app when a hand-off fires, so this
-module imports no ``tasks`` module and the layers stay acyclic::
+Tasks are sent by their registered name when a hand-off fires, so this module imports no
+``tasks`` module and the layers stay acyclic::
 
     API / commands -> services -> handoffs          Celery worker -> tasks -> services
 
@@ -44,8 +44,17 @@ class TaskName(StrEnum):
 
 
 def send_now(name: str, *args: Any, **options: Any) -> None:
-    """Enqueue the task registered as ``name`` at once (for callers with nothing to commit first)."""
-    current_app.tasks[name].apply_async(args, **options)
+    """Enqueue the task registered as ``name`` at once (for callers with nothing to commit first).
+
+    Sent by name: web processes and commands never import the task modules (Celery imports them in
+    workers only), and the router picks the queue from the name (``CELERY_TASK_ROUTES``).
+    """
+    if current_app.conf.task_always_eager:
+        # Eager mode (debugging) runs the task here, so it must be registered in this process.
+        current_app.loader.import_default_modules()
+        current_app.tasks[name].apply(args)
+        return
+    current_app.send_task(name, args=args, **options)
 
 
 def send_after_commit(name: str, *args: Any, **options: Any) -> None:

@@ -99,3 +99,15 @@ def wait_for(
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+@pytest.fixture
+def sandbox_dirs(settings, tmp_path):
+    """Sandbox work and upload directories of this test only, and the default runtime (bubblewrap)."""
+    settings.IDDS_SANDBOX_WORK_DIR = str(tmp_path / "work")
+    settings.IDDS_SANDBOX_UPLOAD_DIR = str(tmp_path / "uploads")
+    settings.IDDS_SANDBOX_RUNTIME = "bubblewrap"
+    settings.IDDS_SANDBOX_BINARY = ""
+    settings.IDDS_SANDBOX_ALLOW_HOST = False
+    (tmp_path / "uploads").mkdir()
+    return tmp_path

@@ -26,12 +26,15 @@ def claim_free() -> Q:
 def processing_claim(
     processing_id: int, *, statuses: Iterable[int], holder: str, seconds: int | None = None, extra: Q | None = None
 ) -> Processing | None:
-    """Claim a processing in one of ``statuses`` whose previous claim is absent or expired.
+    """Claim a processing in one of ``statuses`` whose previous claim is absent, expired or ``holder``'s own.
 
     Returns the fresh row, or None when another worker holds it or its status moved on.
     """
     until = timezone.now() + timedelta(seconds=seconds or settings.IDDS_CLAIM_SECONDS)
-    condition = Q(pk=processing_id, status__in=list(statuses)) & claim_free()
+    # The holder's own claim counts as free: a task that Celery retries after a database error
+    # (a PostgreSQL restart mid-commit) runs in the same process and must take its work up again,
+    # not wait for its own claim to expire. One process runs one task at a time.
+    condition = Q(pk=processing_id, status__in=list(statuses)) & (claim_free() | Q(claimed_by=holder))
     if extra is not None:
         condition &= extra
     if Processing.objects.filter(condition).update(claimed_by=holder, claimed_until=until) != 1:

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from requests_app.models import Request
+from requests_app.models.statuses import RequestStatus, RequestType
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/requests/"
@@ -168,7 +169,7 @@ def test_a_forged_cursor_position_is_a_404_not_a_database_error(api):
 
 
 def test_a_null_owner_is_served_as_null(api):
-    Request.objects.create(request_type=99, status=0, owner=None)
+    Request.objects.create(request_type=RequestType.OTHER, status=RequestStatus.NEW, owner=None)
 
     response = api.get(URL)
 

@@ -172,9 +172,19 @@ hpo_schema = schema.include(path_regex=HPO)
 @schema.hook
 def map_path_parameters(context, path_parameters: dict) -> dict:
     """Point HPO paths at the live study while a test holds one (no-op otherwise)."""
-    if LIVE_STUDY and context.operation.path.startswith(HPO_PREFIX):
-        return {**path_parameters, **{key: LIVE_STUDY[key] for key in path_parameters if key in LIVE_STUDY}}
-    return path_parameters
+    if not (LIVE_STUDY and context.operation.path.startswith(HPO_PREFIX)):
+        return path_parameters
+    # Only values the schema allows are replaced: a negative case keeps its invalid path parameter,
+    # or it would become a valid call that the fuzzer still expects to be refused.
+    return {
+        key: LIVE_STUDY[key] if key in LIVE_STUDY and _is_valid_id(value) else value
+        for key, value in path_parameters.items()
+    }
+
+
+def _is_valid_id(value: object) -> bool:
+    text = str(value)
+    return text.isascii() and text.isdigit()
 
 
 @pytest.fixture

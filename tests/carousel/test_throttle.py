@@ -7,7 +7,7 @@ import pytest
 from carousel.models import ThrottleReservation
 from carousel.throttle import ThrottleLimits, admits, throttle_admit, throttled_request_ids
 from requests_app.models import Request
-from requests_app.models.statuses import RequestStatus
+from requests_app.models.statuses import RequestStatus, RequestType
 from tests.factories import RequestFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +15,7 @@ LIMITS = ThrottleLimits(max_files_per_source=100, max_staging_ratio=0.5, max_fil
 
 
 def request_id(status: int = RequestStatus.NEW) -> int:
-    return RequestFactory(request_type=2, status=status, request_metadata={}).pk
+    return RequestFactory(request_type=RequestType.STAGE_IN, status=status, request_metadata={}).pk
 
 
 def admit(pk: int, files: int, source: str = "TAPE-A", destination: str = "DISK") -> str | None:

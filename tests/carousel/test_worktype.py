@@ -7,7 +7,7 @@ import pytest
 from carousel.models import SimRule
 from carousel.tape.catalogue import DatasetSpec, TapeConfig, catalogue_create
 from carousel.worktype import StageInWorkType
-from requests_app.models.statuses import CollectionRelationType
+from requests_app.models.statuses import CollectionRelationType, RequestType
 from tests.factories import ProcessingFactory, RequestFactory, TransformFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def stagein_processing(name: str, **metadata):
     request = RequestFactory(
-        request_type=2,
+        request_type=RequestType.STAGE_IN,
         scope="sim",
         name=name,
         request_metadata={
@@ -28,7 +28,7 @@ def stagein_processing(name: str, **metadata):
             **metadata,
         },
     )
-    transform = TransformFactory(request=request, transform_type=2)
+    transform = TransformFactory(request=request, transform_type=RequestType.STAGE_IN)
     return ProcessingFactory(transform=transform, request=request)
 
 

@@ -36,13 +36,9 @@ json.dump(out, open(dst, "w"))
 
 
 @pytest.fixture(autouse=True)
-def sandbox_dirs(settings, tmp_path):
-    settings.IDDS_SANDBOX_WORK_DIR = str(tmp_path / "work")
-    settings.IDDS_SANDBOX_UPLOAD_DIR = str(tmp_path / "uploads")
-    settings.IDDS_SANDBOX_RUNTIME = "bubblewrap"
-    settings.IDDS_SANDBOX_BINARY = ""
-    settings.IDDS_SANDBOX_ALLOW_HOST = False
-    (tmp_path / "uploads").mkdir()
+def _own_sandbox_dirs(sandbox_dirs):
+    """Every test here runs with directories of its own (tests/conftest.py ``sandbox_dirs``)."""
+    return sandbox_dirs
 
 
 def upload(files: dict[str, str]) -> str:

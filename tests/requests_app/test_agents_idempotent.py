@@ -11,7 +11,8 @@ from django.utils import timezone
 from requests_app import tasks
 from requests_app.handoffs import TaskName
 from requests_app.models import Collection, Content, Event, Message, Processing, Request, Transform
-from requests_app.models.statuses import MessageStatus, ProcessingStatus, RequestStatus
+from requests_app.models.statuses import ContentStatus, MessageStatus, ProcessingStatus, RequestStatus
+from requests_app.services.claims import worker_name
 from requests_app.services.requests import request_abort
 from requests_app.services.watchdog import watchdog_sweep
 from requests_app.worktypes.registry import get_work_type
@@ -118,6 +119,28 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_after_it_expires():
     assert Processing.objects.get(pk=held.pk).claimed_by == "live-host:2"
 
 
+def test_a_task_retried_by_celery_in_the_same_worker_takes_up_its_own_claim_at_once():
+    # given: this worker claimed the processing, then the commit failed (PostgreSQL restarted) and
+    # Celery retries the task in the same process, long before the claim would expire
+    request = RequestFactory(status=RequestStatus.TRANSFORMING)
+    processing = ProcessingFactory(
+        request=request,
+        transform__request=request,
+        status=ProcessingStatus.SUBMITTING,
+        claimed_by=worker_name(),
+        claimed_until=timezone.now() + timedelta(minutes=5),
+    )
+
+    # when
+    outcome = tasks.processing_submit.run(processing.pk)
+
+    # then
+    assert outcome == "submitted"
+    processing.refresh_from_db()
+    assert processing.status == ProcessingStatus.SUBMITTED
+    assert processing.claimed_by == ""
+
+
 def test_a_submit_interrupted_after_the_outside_call_is_submitted_again_once_its_claim_expires():
     request = RequestFactory(status=RequestStatus.TRANSFORMING)
     processing = ProcessingFactory(
@@ -216,7 +239,7 @@ def test_a_polls_after_commit_hand_offs_run_once_its_changes_are_committed(
 
     def poll_with_hand_off(self, processing):
         result = original_poll(self, processing)
-        result.after_commit.append(lambda: calls.append(Content.objects.filter(status=2).count()))
+        result.after_commit.append(lambda: calls.append(Content.objects.filter(status=ContentStatus.AVAILABLE).count()))
         return result
 
     monkeypatch.setattr(CountdownWorkType, "poll", poll_with_hand_off)

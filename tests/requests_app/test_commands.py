@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from requests_app.auth.service_user import SERVICE_USERNAME
 from requests_app.auth.tokens import key_hash
+from requests_app.demos import demo_steps
 from requests_app.models import ApiToken, Message, Request
 from requests_app.models.statuses import MessageStatus, RequestStatus
 from tests.factories import MessageFactory, RequestFactory
@@ -127,3 +128,23 @@ def test_requeue_messages_gives_failed_messages_another_go():
     assert "re-queued 1" in run("requeue_messages")
     failed.refresh_from_db()
     assert (failed.status, failed.attempts, failed.last_error) == (MessageStatus.NEW, 0, "")
+
+
+def test_each_work_type_app_registers_its_own_demo_step_in_order():
+    steps = demo_steps()
+
+    assert [step.name for step in steps] == ["carousel", "hpo"]
+    assert [step.command for step in steps] == ["carousel_campaign", "hpo_demo"]
+
+
+def test_run_demo_runs_only_the_steps_not_skipped():
+    # given: every registered step left out
+    out = StringIO()
+
+    # when
+    call_command("run_demo", "--skip", "carousel", "--skip", "hpo", stdout=out)
+
+    # then: nothing was submitted, and the command says it finished
+    assert not Request.objects.exists()
+    assert "Demo finished" in out.getvalue()
+    assert "Data carousel" not in out.getvalue()

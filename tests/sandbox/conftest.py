@@ -13,15 +13,9 @@ SMALL = Limits(cpu_seconds=3, memory_mb=256, processes=16, output_mb=1, wall_sec
 
 
 @pytest.fixture(autouse=True)
-def sandbox_dirs(settings, tmp_path):
-    """Work and upload directories of this test only, and the default runtime (bubblewrap)."""
-    settings.IDDS_SANDBOX_WORK_DIR = str(tmp_path / "work")
-    settings.IDDS_SANDBOX_UPLOAD_DIR = str(tmp_path / "uploads")
-    settings.IDDS_SANDBOX_RUNTIME = "bubblewrap"
-    settings.IDDS_SANDBOX_BINARY = ""
-    settings.IDDS_SANDBOX_ALLOW_HOST = False
-    (tmp_path / "uploads").mkdir()
-    return tmp_path
+def _own_sandbox_dirs(sandbox_dirs):
+    """Every test here runs with directories of its own (tests/conftest.py ``sandbox_dirs``)."""
+    return sandbox_dirs
 
 
 def run_python(runtime: Runtime, code: str, *, limits: Limits = SMALL) -> tuple[Result, list[str]]:

@@ -25,7 +25,7 @@ from requests_app.auth.principals import Principal
 from requests_app.auth.service_user import command_owner
 from requests_app.errors import NotFoundError
 from requests_app.models import Request
-from requests_app.models.statuses import REQUEST_TERMINAL
+from requests_app.models.statuses import REQUEST_TERMINAL, RequestType
 from requests_app.services.requests import request_create
 
 SPACE = {
@@ -59,7 +59,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> str:
         owner = command_owner(options["owner"])
         request = request_create(
-            request_type=4,
+            request_type=RequestType.HYPER_PARAMETER_OPT,
             owner=owner,
             requester="hpo_demo",
             metadata={
