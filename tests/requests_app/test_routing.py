@@ -61,7 +61,9 @@ def test_every_hand_off_names_a_registered_task(name, registered_tasks):
 
 
 def test_each_registered_task_carries_the_name_of_the_service_it_runs(registered_tasks):
-    ours = {name: task for name, task in registered_tasks.items() if name.startswith(("idds.", "hpo.", "activelearning."))}
+    ours = {
+        name: task for name, task in registered_tasks.items() if name.startswith(("idds.", "hpo.", "activelearning."))
+    }
 
     assert set(ours) == {*TaskName, *HpoTaskName, *AlTaskName}
     assert all(name.rsplit(".", 1)[1] == task.run.__name__ for name, task in ours.items())
