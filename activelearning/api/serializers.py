@@ -78,7 +78,7 @@ class StepSerializer(serializers.ModelSerializer):
         ]
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class LoopMessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = ["msg_id", "msg_type", "status", "body", "created_at"]
@@ -88,6 +88,13 @@ class UploadSerializer(serializers.ModelSerializer):
     class Meta:
         model = Upload
         fields = ["name", "original_name", "sha256", "size", "members", "created_at"]
+
+
+class ReportSerializer(serializers.Serializer):
+    """The answer to a report: the trial as recorded, and the step it started (if any)."""
+
+    trial = TrialSerializer()
+    step = serializers.IntegerField(allow_null=True)
 
 
 class ResultsInputSerializer(serializers.Serializer):

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse
 from django.utils.decorators import method_decorator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -67,6 +69,7 @@ class LoopViewSet(viewsets.GenericViewSet):
     def retrieve(self, request, request_id: str) -> Response:
         return Response(serializers.LoopSerializer(self._loop()).data)
 
+    @extend_schema(responses={200: serializers.TrialSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def parameters(self, request, request_id: str) -> Response:
         raw_iteration = request.query_params.get("iteration")
@@ -76,6 +79,7 @@ class LoopViewSet(viewsets.GenericViewSet):
         ).select_related("memo_of")
         return Response(serializers.TrialSerializer(trials, many=True).data)
 
+    @extend_schema(request=serializers.ResultsInputSerializer, responses={200: serializers.ReportSerializer})
     @action(detail=True, methods=["post"], serializer_class=serializers.ResultsInputSerializer)
     def results(self, request, request_id: str) -> Response:
         loop = self._loop(write=True)
@@ -86,6 +90,12 @@ class LoopViewSet(viewsets.GenericViewSet):
         body = {"trial": serializers.TrialSerializer(trial).data, "step": step.pk if step else None}
         return Response(body)
 
+    @extend_schema(methods=["GET"], request=None, responses={200: serializers.StepSerializer(many=True)})
+    @extend_schema(
+        methods=["POST"],
+        request=serializers.StepInputSerializer,
+        responses={200: serializers.StepSerializer, 202: serializers.StepSerializer},
+    )
     @action(detail=True, methods=["get", "post"], serializer_class=serializers.StepInputSerializer)
     def steps(self, request, request_id: str) -> Response:
         if request.method == "GET":
@@ -102,6 +112,7 @@ class LoopViewSet(viewsets.GenericViewSet):
         code = status.HTTP_202_ACCEPTED if step.status in Step.OPEN else status.HTTP_200_OK
         return Response(serializers.StepSerializer(step).data, status=code)
 
+    @extend_schema(operation_id="v1_activelearning_loops_step_retrieve", responses={200: serializers.StepSerializer})
     @action(detail=True, methods=["get"], url_path=r"steps/(?P<step_id>[0-9]+)")
     def step(self, request, request_id: str, step_id: str) -> Response:
         step = selectors.loop_steps(loop=self._loop()).filter(pk=_id(step_id)).first()
@@ -109,10 +120,11 @@ class LoopViewSet(viewsets.GenericViewSet):
             raise NotFoundError(f"request {request_id} has no step {step_id}")
         return Response(serializers.StepSerializer(step).data)
 
+    @extend_schema(responses={200: serializers.LoopMessageSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def messages(self, request, request_id: str) -> Response:
         messages = selectors.loop_messages(loop=self._loop())
-        return Response(serializers.MessageSerializer(messages, many=True).data)
+        return Response(serializers.LoopMessageSerializer(messages, many=True).data)
 
 
 class UploadViewSet(viewsets.GenericViewSet):
@@ -128,6 +140,10 @@ class UploadViewSet(viewsets.GenericViewSet):
     def list(self, request) -> Response:
         return Response(serializers.UploadSerializer(selectors.upload_list(user=request.user), many=True).data)
 
+    @extend_schema(
+        request={"multipart/form-data": serializers.UploadInputSerializer},
+        responses={201: serializers.UploadSerializer},
+    )
     def create(self, request) -> Response:
         serializer = serializers.UploadInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -135,6 +151,7 @@ class UploadViewSet(viewsets.GenericViewSet):
         upload = uploads.upload_store(stream=file, original_name=file.name, owner=request.user)
         return Response(serializers.UploadSerializer(upload).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY)})
     def retrieve(self, request, sha256: str) -> FileResponse:
         upload = selectors.upload_list(user=request.user).filter(sha256=sha256).first()
         if upload is None:
