@@ -296,6 +296,7 @@ IDDS_QUEUES = [
     "carousel",
     "hpo",
     "hpo_generate",
+    "activelearning",
 ]
 # Each queue has its own direct exchange and routing key: without them Celery binds every queue
 # to the default exchange with one key, and each task would be copied into every queue.
@@ -312,6 +313,7 @@ CELERY_TASK_ROUTES = {
     "idds.watchdog.*": {"queue": "watchdog"},
     "hpo.generate.*": {"queue": "hpo_generate"},
     "hpo.*": {"queue": "hpo"},
+    "activelearning.*": {"queue": "activelearning"},
 }
 
 # Beat: the safety net behind event hand-off, and the clock for due polls.
@@ -392,10 +394,12 @@ IDDS_MESSAGE_MAX_ATTEMPTS = env_int(
 # Work types by iDDS request_type value; add more with IDDS_EXTRA_WORK_TYPES=99=pkg.mod.Class.
 IDDS_WORK_TYPES = {
     "2": "carousel.worktype.StageInWorkType",
+    "3": "activelearning.worktype.ActiveLearningWorkType",
     "4": "hpo.worktype.HyperParameterOptWorkType",
 } | env_mapping(
     "IDDS_EXTRA_WORK_TYPES",
-    help="More work types as `request_type=dotted.path.Class`, besides the built-in 2 (stage-in) and 4 (HPO).",
+    help="More work types as `request_type=dotted.path.Class`, besides the built-in 2 (stage-in), "
+    "3 (active learning) and 4 (HPO).",
 )
 # Message sinks, several at once: db (record only), stomp, redis (Redis Streams).
 IDDS_MESSAGE_SINKS = env_list(
@@ -664,6 +668,33 @@ IDDS_MONITOR_BEAT_MAX_AGE = env_int(
     120,
     minimum=1,
     help="Monitor: `/healthz` answers 200 only if a beat-scheduled task started within this many seconds.",
+)
+
+# --- Active learning ------------------------------------------------------------------------
+IDDS_AL_CALLABLES = env_mapping(
+    "IDDS_AL_CALLABLES",
+    help="Active learning: decisions that run in the worker process instead of the sandbox, as "
+    "`name=dotted.path.function`; a request names only the key (`callable`). Empty: none allowed.",
+)
+IDDS_AL_HISTORY_LIMIT = env_int(
+    "IDDS_AL_HISTORY_LIMIT",
+    1000,
+    minimum=0,
+    help="Active learning: most recent reported parameter sets passed to a decision as `history` (and kept in "
+    "its audit record).",
+)
+IDDS_AL_UPLOAD_MAX_MB = env_int(
+    "IDDS_AL_UPLOAD_MAX_MB",
+    50,
+    minimum=1,
+    help="Active learning: largest sandbox tarball accepted by the uploads endpoint, in MB.",
+)
+IDDS_AL_STEP_WAIT_SECONDS = env_float(
+    "IDDS_AL_STEP_WAIT_SECONDS",
+    30.0,
+    minimum=0.0,
+    help="Active learning: longest time a step call (mode b) waits for its decision before answering with "
+    "the step's id to fetch later.",
 )
 
 LOGGING = {

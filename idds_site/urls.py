@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("requests_app.api.urls")),
     path("api/v1/", include("hpo.api.urls")),
+    path("api/v1/", include("activelearning.api.urls")),
     # Session login for the browser (the browsable API and the monitor pages).
     # The iDDS client's wire protocol (docs/idds-wire.md); HPO's calls live in the HPO app.
     path("idds/", include("requests_app.wire.urls")),

@@ -133,8 +133,8 @@ def test_requeue_messages_gives_failed_messages_another_go():
 def test_each_work_type_app_registers_its_own_demo_step_in_order():
     steps = demo_steps()
 
-    assert [step.name for step in steps] == ["carousel", "hpo"]
-    assert [step.command for step in steps] == ["carousel_campaign", "hpo_demo"]
+    assert [step.name for step in steps] == ["carousel", "hpo", "activelearning"]
+    assert [step.command for step in steps] == ["carousel_campaign", "hpo_demo", "al_demo"]
 
 
 def test_run_demo_runs_only_the_steps_not_skipped():
@@ -142,7 +142,7 @@ def test_run_demo_runs_only_the_steps_not_skipped():
     out = StringIO()
 
     # when
-    call_command("run_demo", "--skip", "carousel", "--skip", "hpo", stdout=out)
+    call_command("run_demo", "--skip", "carousel", "--skip", "hpo", "--skip", "activelearning", stdout=out)
 
     # then: nothing was submitted, and the command says it finished
     assert not Request.objects.exists()

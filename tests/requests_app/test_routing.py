@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from activelearning.handoffs import AlTaskName
 from hpo.handoffs import HpoTaskName
 from idds_site.celery import app
 from requests_app.handoffs import TaskName, send_now
@@ -36,6 +37,8 @@ def test_every_declared_queue_has_its_own_exchange_and_routing_key():
         (TaskName.WATCHDOG_SWEEP, "watchdog"),
         (HpoTaskName.GENERATION_RUN, "hpo_generate"),
         (HpoTaskName.STUDIES_SWEEP, "hpo"),
+        (AlTaskName.STEP_RUN, "activelearning"),
+        (AlTaskName.LOOP_CHECK, "activelearning"),
     ],
 )
 def test_agent_tasks_route_to_their_queue(task, queue):
@@ -52,16 +55,18 @@ def registered_tasks() -> dict:
     return app.tasks
 
 
-@pytest.mark.parametrize("name", [*TaskName, *HpoTaskName])
+@pytest.mark.parametrize("name", [*TaskName, *HpoTaskName, *AlTaskName])
 def test_every_hand_off_names_a_registered_task(name, registered_tasks):
     # Hand-offs send tasks by name: a name that no task carries would be lost on the broker.
     assert name in registered_tasks
 
 
 def test_each_registered_task_carries_the_name_of_the_service_it_runs(registered_tasks):
-    ours = {name: task for name, task in registered_tasks.items() if name.startswith(("idds.", "hpo."))}
+    ours = {
+        name: task for name, task in registered_tasks.items() if name.startswith(("idds.", "hpo.", "activelearning."))
+    }
 
-    assert set(ours) == {*TaskName, *HpoTaskName}
+    assert set(ours) == {*TaskName, *HpoTaskName, *AlTaskName}
     assert all(name.rsplit(".", 1)[1] == task.run.__name__ for name, task in ours.items())
 
 
