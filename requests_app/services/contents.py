@@ -134,7 +134,7 @@ def _apply_group(
         changed += len(rows)
         # Announce in the order the work type reported (landing order), not in row id order.
         rows.sort(key=lambda row: order[row[1]])
-        for _, name, scope, path, file_bytes, old_status in rows:
+        for content_id, name, scope, path, file_bytes, old_status in rows:
             if new_status == ContentStatus.AVAILABLE:
                 processed_delta += 1
                 processed_bytes_delta += file_bytes
@@ -144,7 +144,8 @@ def _apply_group(
             failed_delta += (new_status in FAILED_STATUSES) - (old_status in FAILED_STATUSES)
             if new_status in work_type.announced_statuses:
                 new_path = by_name[name].path if by_name[name].path is not None else path
-                announced[collection.pk].append(file_entry(scope, name, new_path, new_status))
+                # The moved row's id comes with it: no lookup when the message is built.
+                announced[collection.pk].append(file_entry(scope, name, new_path, new_status, content_id))
     if changed:
         Collection.objects.filter(pk=collection.pk).update(
             processed_files=F("processed_files") + processed_delta,
