@@ -52,10 +52,12 @@ def _study(caller: Caller, workload_id: str, request_id: str) -> Transform:
 
 
 def _is_unplanned_study(caller: Caller, workload_id: str, request_id: str) -> bool:
-    """An HPO request the caller can see whose study the clerk has not created yet."""
-    requests = Request.objects.visible_to(caller.user).filter(
-        request_type=RequestType.HYPER_PARAMETER_OPT, transforms__isnull=True
-    )
+    """An HPO request the caller can see whose study the clerk had not created when ``_study`` looked.
+
+    Not "has no transform now": the clerk may commit the study between the two queries, and the
+    answer at the moment ``_study`` looked ("none yet") is still the right one.
+    """
+    requests = Request.objects.visible_to(caller.user).filter(request_type=RequestType.HYPER_PARAMETER_OPT)
     rid, wid = segment_int(request_id, "request_id"), segment_int(workload_id, "workload_id")
     if rid is not None:
         requests = requests.filter(pk=rid)
@@ -81,9 +83,10 @@ def _get_hyperparameters(
 ) -> list[dict]:
     try:
         transform = _study(caller, workload_id, request_id)
-    except WireError:
+    except WireError as refusal:
         # The client's "none yet": a study just submitted has no points until the clerk has planned it.
-        if _is_unplanned_study(caller, workload_id, request_id):
+        # Only for "no such study": a refused token or a bad id stays refused.
+        if refusal.exception_class == "NoObject" and _is_unplanned_study(caller, workload_id, request_id):
             return []
         raise
     queryset = _points(transform)
