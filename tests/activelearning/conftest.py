@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from requests_app.models import Request
-from requests_app.models.statuses import REQUEST_TERMINAL
+from requests_app.models import Message, Request
+from requests_app.models.statuses import MESSAGE_UNDELIVERED, REQUEST_TERMINAL
 from requests_app.services.requests import request_abort
 from tests.conftest import wait_for
 
@@ -123,3 +123,8 @@ def stop_live_loops(request):
         except Exception:  # noqa: BLE001, S110 - already ending
             pass
     wait_for(lambda: not Request.objects.exclude(status__in=REQUEST_TERMINAL).exists(), timeout=60, what="loops ended")
+    # The conductor still delivers the loops' last messages after they end: a write of its racing the
+    # flush's TRUNCATE deadlocked once. Wait until the outbox is delivered.
+    wait_for(
+        lambda: not Message.objects.filter(status__in=MESSAGE_UNDELIVERED).exists(), timeout=60, what="outbox delivered"
+    )
