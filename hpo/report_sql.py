@@ -39,22 +39,26 @@ from requests_app.services.transitions import sources_for
 #: ``"[" + dumps(p) + ", " + dumps(loss) + "]"``, so replacing the tail is exactly ``point_path(p, loss)``.
 UNREPORTED_TAIL = ", null]"
 
-# ``point`` finds and locks the point by its unique (collection, name) with its lease; ``fit`` keeps it only in
-# the common case (see the module docstring). The UPDATE re-checks the status on the locked row. The message
-# body is the one ``requests_app.services.messages.file_messages`` builds for one file (jsonb: key order is
-# not kept either way). The final SELECT returns the point as it was (``moved`` false) when nothing applied.
+# ``snap`` reads the point by its unique (collection, name) with its lease, as of the statement's start; ``point``
+# locks it, only when it may be reported (so the same loss again, the bench's and many retries' case, takes no
+# lock and writes nothing: no WAL flush at its commit). A concurrent change between the two (a checkout, an
+# expired lease given to another worker) changes the row version (``xmin``), and ``fit`` then keeps nothing, as
+# it keeps nothing outside the common case (module docstring): the ORM path decides those. The UPDATE re-checks
+# the status on the locked row. The message body is the one ``requests_app.services.messages.file_messages``
+# builds for one file (jsonb: key order is not kept either way). The final SELECT returns the point as reported
+# (``moved``) or, when nothing applied, as the statement found it.
 _REPORT = """
 WITH snap AS (
-    SELECT c.id, c.xmin AS version, l.content_id AS lease_id, l.user_id AS lease_user,
-           l.worker_token_id AS lease_token, l.worker AS lease_worker
+    SELECT c.id, c.xmin AS version, c.status, c.details, c.path, c.retries, c.status_changed_at, c.updated_at,
+           l.content_id AS lease_id, l.user_id AS lease_user, l.worker_token_id AS lease_token,
+           l.worker AS lease_worker
     FROM {content} c LEFT JOIN {lease} l ON l.content_id = c.id
     WHERE c.collection_id = (SELECT id FROM {collection} WHERE transform_id = %(transform)s
                              AND relation_type = %(output)s ORDER BY id LIMIT 1)
       AND c.name = %(name)s
 ), point AS (
-    SELECT c.id, c.xmin AS version, c.status, c.details, c.path, c.collection_id, c.retries, c.status_changed_at,
-           c.updated_at
-    FROM {content} c WHERE c.id = (SELECT id FROM snap)
+    SELECT c.id, c.xmin AS version, c.status, c.path
+    FROM {content} c WHERE c.id = (SELECT id FROM snap WHERE status = ANY(%(sources)s))
     FOR UPDATE
 ), fit AS (
     SELECT point.id, point.status, snap.lease_id, snap.lease_worker
@@ -96,9 +100,9 @@ SELECT true, moved.id, moved.status, moved.details::text, moved.path, moved.stat
        moved.retries, false
 FROM moved
 UNION ALL
-SELECT false, point.id, point.status, point.details::text, point.path, point.status_changed_at, point.updated_at,
-       point.retries, EXISTS (SELECT 1 FROM {lease} WHERE content_id = point.id)
-FROM point WHERE NOT EXISTS (SELECT 1 FROM moved)
+SELECT false, snap.id, snap.status, snap.details::text, snap.path, snap.status_changed_at, snap.updated_at,
+       snap.retries, snap.lease_id IS NOT NULL
+FROM snap WHERE NOT EXISTS (SELECT 1 FROM moved)
 """
 
 

@@ -27,22 +27,21 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig
-from django.db import DataError, connection, transaction
+from django.db import DataError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from hpo import services
+from hpo.callers import token_and_study
 from hpo.models import PointLease
 from requests_app.api.json_body import MalformedJSON, UnsafeJSON, load_body
 from requests_app.auth.principals import Principal, may_change_request, principal_of, worker_token_of
-from requests_app.auth.tokens import MAX_KEY_LENGTH, TokenRefused, key_hash, token_accept
+from requests_app.auth.tokens import TokenRefused, token_accept
 from requests_app.errors import ApplicationError
-from requests_app.models import ApiToken, Content, Request, Transform
-from requests_app.models.statuses import ContentStatus, RequestType
+from requests_app.models import ApiToken, Content, Transform
+from requests_app.models.statuses import ContentStatus
 
-from .access import MAX_ID
 from .serializers import MAX_LEASE_SECONDS, json_problem
 
 View = Callable[..., HttpResponse]
@@ -64,69 +63,21 @@ class Call:
         return principal_of(self.user, self.token)
 
 
-def _fields(model) -> list:
-    return list(model._meta.concrete_fields)
-
-
-def _select(alias: str, model) -> str:
-    return ", ".join(f'{alias}."{field.column}"' for field in _fields(model))
-
-
-def _caller_sql() -> str:
-    """The token with its user, and the request's study (as ``hpo.study_selectors.studies`` finds it)."""
-    user = get_user_model()
-    return (
-        f"SELECT {_select('tok', ApiToken)}, {_select('usr', user)}, {_select('tr', Transform)}, "
-        f"{_select('rq', Request)} "
-        f"FROM {ApiToken._meta.db_table} tok JOIN {user._meta.db_table} usr ON usr.id = tok.user_id "
-        f"LEFT JOIN LATERAL (SELECT * FROM {Transform._meta.db_table} WHERE request_id = %(request)s "
-        f"AND transform_type = %(type)s ORDER BY id LIMIT 1) tr ON true "
-        f"LEFT JOIN {Request._meta.db_table} rq ON rq.id = tr.request_id "
-        f"WHERE tok.key_hash = %(hash)s"
-    )
-
-
-def _instances(row: tuple) -> tuple[ApiToken, Any, Transform | None]:
-    """Split the row into model instances, loaded as the ORM loads them (every field, no deferred one)."""
-    built = []
-    start = 0
-    for model in (ApiToken, get_user_model(), Transform, Request):
-        fields = _fields(model)
-        values = [
-            field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
-            for field, value in zip(fields, row[start : start + len(fields)], strict=True)
-        ]
-        start += len(fields)
-        built.append(model.from_db(connection.alias, [f.attname for f in fields], values) if values[0] else None)
-    token, user, transform, request = built
-    token.user = user
-    if transform is not None:
-        transform.request = request
-    return token, user, transform
-
-
 def _raw_key(request: HttpRequest) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "").split()
     if len(header) != 2 or header[0].lower() not in SCHEMES or not header[1].isascii():
         return None
-    return header[1] if len(header[1]) <= MAX_KEY_LENGTH else None
+    return header[1]
 
 
 def _call(request: HttpRequest, raw_request_id: str) -> Call | None:
     """The caller and its study in one query, or None for anything the DRF view must answer."""
     raw_key = _raw_key(request)
+    found = token_and_study(raw_key, int(raw_request_id)) if raw_key is not None else None
+    if found is None:
+        return None
+    token, user, transform = found.token, found.user, found.study
     request_id = int(raw_request_id)
-    if raw_key is None or request_id > MAX_ID:
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _caller_sql(),
-            {"request": request_id, "type": RequestType.HYPER_PARAMETER_OPT, "hash": key_hash(raw_key)},
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    token, user, transform = _instances(row)
     try:
         token_accept(token)
     except TokenRefused:
