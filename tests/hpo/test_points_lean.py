@@ -48,7 +48,9 @@ def test_point_json_is_the_serializer_shape_for_every_kind_of_point(api):
     leased, reported, failed = (wait_checkout(api, request_id, worker=f"w{n}") for n in range(3))
     assert report(api, request_id, reported["id"], 0.5, worker="w1").status_code == 200
     failure = api.post(
-        f"/api/v1/hpo/studies/{request_id}/points/{failed['id']}/fail/", {"worker": "w2", "message": "oom"}
+        f"/api/v1/hpo/studies/{request_id}/points/{failed['id']}/fail/",
+        {"worker": "w2", "message": "oom"},
+        format="json",
     )
     assert failure.status_code == 200
 
