@@ -16,10 +16,12 @@ Workers may report intermediate values while they evaluate a point (``point_inte
 ``pruned: true`` and its last value as the loss, so iDDS consumers (which know only Available and a loss)
 and the generators (which see every Available point's loss) treat it as an evaluation that went badly.
 
-Hot-path cost, pinned by tests/hpo/test_points_cost.py (auth and the study lookup included): a checkout is 3
-queries (one statement on PostgreSQL, ``hpo.checkout_sql``), a report 14. The point, its collection and its
-lease are read in one locking query, and the collection-counter row, which every report of a study updates,
-is written last so its lock is held only until the commit.
+Hot-path cost, pinned by tests/hpo/test_points_cost.py (auth and the study lookup included, in one query by
+``hpo.callers``): a checkout is 2 queries (one statement on PostgreSQL, ``hpo.checkout_sql``), a report 3 (one
+statement, ``hpo.report_sql``, then the conductor check). The one-statement report leaves the collection
+counters to the study's roll-up (``WorkType.recounts_outputs``); the locked ORM path below (every other case,
+and other databases) still moves them, and its counter row is written last so its lock is held only until the
+commit.
 
 Every verb acts for a ``Principal`` (a user, and the worker token used if any): a lease records the principal
 that took it, and heartbeat, fail and release act only on the caller's own lease. The API checks that the
