@@ -161,6 +161,7 @@ def round_trips(url: str, key: str, study_id: int, points: int, clients: int, se
         )
         for n in range(clients)
     ]
+    load_before = round(os.getloadavg()[0], 2)
     for process in processes:
         process.start()
     results = [queue.get(timeout=seconds + 120) for _ in processes]
@@ -175,6 +176,9 @@ def round_trips(url: str, key: str, study_id: int, points: int, clients: int, se
         "p50_ms": round(percentile(latencies, 0.50), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),
         "errors": sum(r["errors"] for r in results),
+        # The 1-minute load average of the machine around the run: figures on a shared machine move with it.
+        "load_before": load_before,
+        "load_after": round(os.getloadavg()[0], 2),
     }
 
 

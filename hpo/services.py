@@ -16,10 +16,12 @@ Workers may report intermediate values while they evaluate a point (``point_inte
 ``pruned: true`` and its last value as the loss, so iDDS consumers (which know only Available and a loss)
 and the generators (which see every Available point's loss) treat it as an evaluation that went badly.
 
-Hot-path cost, pinned by tests/hpo/test_points_cost.py (auth and the study lookup included): a checkout is 3
-queries (one statement on PostgreSQL, ``hpo.checkout_sql``), a report 14. The point, its collection and its
-lease are read in one locking query, and the collection-counter row, which every report of a study updates,
-is written last so its lock is held only until the commit.
+Hot-path cost, pinned by tests/hpo/test_points_cost.py (auth and the study lookup included, in one query by
+``hpo.callers``): a checkout is 2 queries (one statement on PostgreSQL, ``hpo.checkout_sql``), a report 3 (one
+statement, ``hpo.report_sql``, then the conductor check). The one-statement report leaves the collection
+counters to the study's roll-up (``WorkType.recounts_outputs``); the locked ORM path below (every other case,
+and other databases) still moves them, and its counter row is written last so its lock is held only until the
+commit.
 
 Every verb acts for a ``Principal`` (a user, and the worker token used if any): a lease records the principal
 that took it, and heartbeat, fail and release act only on the caller's own lease. The API checks that the
@@ -37,7 +39,7 @@ from django.db import transaction
 from django.db.models import F, Subquery
 from django.utils import timezone
 
-from hpo import checkout_sql, early_stopping
+from hpo import checkout_sql, early_stopping, report_sql
 from hpo.handoffs import study_changed
 from hpo.models import IntermediateValue, PointLease
 from hpo.study import StudyConfig
@@ -50,12 +52,15 @@ from requests_app.models.statuses import (
     REQUEST_TERMINAL,
     CollectionRelationType,
     ContentStatus,
+    RequestType,
 )
 from requests_app.services.contents import contents_apply_updates
 from requests_app.services.transitions import bulk_transition
 from requests_app.worktypes.base import ContentUpdate
 from requests_app.worktypes.registry import get_work_type
 
+#: The HPO work type's ``request_type``.
+HPO_REQUEST_TYPE = RequestType.HYPER_PARAMETER_OPT
 #: Points a worker may take in one checkout.
 MAX_CHECKOUT = 100
 #: A worker id is echoed in leases and audit entries.
@@ -86,7 +91,7 @@ def points_apply_updates(transform: Transform, collection: Collection, updates: 
         transform=transform,
         collections={CollectionRelationType.OUTPUT: collection},
         updates=updates,
-        work_type=get_work_type(4),
+        work_type=get_work_type(HPO_REQUEST_TYPE),
     )
 
 
@@ -256,7 +261,6 @@ def _check_loss(loss: Any) -> float:
     return float(loss)
 
 
-@transaction.atomic
 def point_report(
     *,
     transform: Transform,
@@ -272,9 +276,48 @@ def point_report(
     ConflictError. A late report (the lease expired and the point went back to the pool, or failed for good)
     is recorded all the same: the evaluation happened and is worth keeping. A point leased to another
     principal is theirs to report (ConflictError), and so is nothing of an ended study.
+
+    On PostgreSQL the common case (a New or Processing point of the caller or of nobody) and the same loss
+    again take one statement (``hpo.report_sql``); every other case, and other databases, the locked ORM path.
     """
     loss = _check_loss(loss)
     _refuse_if_ended(transform, f"a report for point {name}")
+    if report_sql.is_supported():
+        outcome = report_sql.record_loss(
+            transform_id=transform.pk,
+            request_id=transform.request_id,
+            workload_id=transform.workload_id,
+            msg_type=f"file_{get_work_type(HPO_REQUEST_TYPE).name}",
+            name=name,
+            principal=principal,
+            worker=worker,
+            loss=loss,
+            metrics=metrics or {},
+            now=timezone.now(),
+        )
+        point = outcome.point
+        if outcome.moved:
+            # What messages_write and _record_loss do after the ORM path, once this statement has committed.
+            handoffs.messages_written()
+            study_changed(transform.pk)
+            return point, True
+        if (
+            point is not None
+            and point.status == ContentStatus.AVAILABLE
+            and not outcome.leased
+            and point.details.get("loss") == loss
+        ):
+            return point, False
+    return _point_report_locked(
+        transform=transform, principal=principal, name=name, loss=loss, worker=worker, metrics=metrics
+    )
+
+
+@transaction.atomic
+def _point_report_locked(
+    *, transform: Transform, principal: Principal, name: str, loss: float, worker: str, metrics: dict[str, Any] | None
+) -> tuple[Content, bool]:
+    """``point_report`` with the point locked by the ORM: every case, with its answer or error."""
     point = _locked_point(transform, name)
     details = dict(point.details or {})
     if point.status == ContentStatus.AVAILABLE:

@@ -11,16 +11,19 @@ native report, so a point leased to another worker over /api/v1/ stays theirs.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import re_path
 
 from hpo import services, study_selectors
+from hpo.callers import token_and_study
 from requests_app.auth.principals import may_change_request, worker_token_of
+from requests_app.auth.tokens import TokenRefused, token_accept
 from requests_app.models import Content, Request, Transform
 from requests_app.models.statuses import CollectionRelationType, ContentStatus, RequestType
-from requests_app.wire.auth import Caller
+from requests_app.wire.auth import Caller, authenticate
 from requests_app.wire.encoding import enum_value, segment, segment_int
 from requests_app.wire.endpoint import wire_view
 from requests_app.wire.errors import WireError, bad_request, no_object, not_allowed
@@ -28,6 +31,37 @@ from requests_app.wire.errors import WireError, bad_request, no_object, not_allo
 #: Most points one GET returns when no limit is given (a study has at most tens of thousands).
 MAX_POINTS = 100_000
 UPDATED = {"status": 0, "message": "update successfully"}
+
+
+@dataclass(frozen=True)
+class StudyCaller(Caller):
+    """An oidc caller with the study of the path's request id (or None), both found by one query."""
+
+    study: Transform | None = None
+
+
+def _authenticate(request: HttpRequest, path: dict[str, str]) -> Caller:
+    """The caller; for oidc calls naming a request id and no workload id (how workers call), its study with it.
+
+    Anything unusual (another auth type, an unknown or refused token, a workload id) is authenticated by the
+    core's ``authenticate``, which gives the refusals; the study is then looked up by ``_study`` as before.
+    """
+    raw_id = path.get("request_id") or ""
+    if (
+        request.headers.get("X-IDDS-Auth-Type") == "oidc"
+        and segment(path.get("workload_id")) is None
+        and raw_id.isascii()
+        and raw_id.isdigit()
+    ):
+        found = token_and_study(request.headers.get("X-IDDS-Auth-Token", "").strip(), int(raw_id))
+        if found is not None:
+            try:
+                token_accept(found.token)
+            except TokenRefused:
+                pass
+            else:
+                return StudyCaller(user=found.user, token=found.token, study=found.study)
+    return authenticate(request)
 
 
 def _study(caller: Caller, workload_id: str, request_id: str) -> Transform:
@@ -38,6 +72,9 @@ def _study(caller: Caller, workload_id: str, request_id: str) -> Transform:
     token = worker_token_of(caller.token)
     if token is not None and rid is not None and token.study_id != rid:
         raise not_allowed(f"this worker token belongs to study {token.study_id}, not to study {rid}")
+    found = caller.study if isinstance(caller, StudyCaller) else None
+    if found is not None and wid is None and found.request_id == rid:
+        return found
     studies = study_selectors.studies().filter(request__in=Request.objects.visible_to(caller.user))
     if rid is not None:
         studies = studies.filter(request_id=rid)
@@ -141,7 +178,7 @@ _PREFIX = rf"^hpo/{S.format('workload_id')}/{S.format('request_id')}"
 # Each call is its own short transaction (see hpo/api/views.py: a lock held to the end of the response
 # serialises every worker).
 hyperparameters = transaction.non_atomic_requests(
-    wire_view({"GET": _get_hyperparameters, "PUT": _update_hyperparameter})
+    wire_view({"GET": _get_hyperparameters, "PUT": _update_hyperparameter}, authenticator=_authenticate)
 )
 
 urlpatterns = [

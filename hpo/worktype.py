@@ -67,6 +67,8 @@ class HyperParameterOptWorkType(WorkType):
     queue: ClassVar[str] = HPO_QUEUE
     announce_new_contents: ClassVar[bool] = True
     announced_statuses: ClassVar[frozenset[int]] = frozenset({ContentStatus.AVAILABLE})
+    # Reports skip the counters (hpo/report_sql.py); every report schedules a roll-up, which recounts.
+    recounts_outputs: ClassVar[bool] = True
 
     def validate(self, *, metadata: dict[str, Any], request_fields: dict[str, Any]) -> dict[str, Any]:
         """Cleaned metadata (workload_id and other unknown keys are kept as given)."""

@@ -5,12 +5,10 @@ from __future__ import annotations
 from rest_framework.exceptions import PermissionDenied
 
 from hpo import study_selectors
+from hpo.callers import MAX_ID
 from requests_app.auth.principals import may_change_request, worker_token_of
 from requests_app.errors import NotFoundError
 from requests_app.models import Request, Transform
-
-#: Largest id a bigint column holds; a larger id in the URL names nothing (and must not reach PostgreSQL).
-MAX_ID = 2**63 - 1
 
 NOT_YOURS = "only the owner of the study, a staff user or a worker token of this study may work its points"
 

@@ -96,6 +96,13 @@ def token_authenticate(raw_key: str) -> tuple[object, ApiToken] | None:
     token = ApiToken.objects.select_related("user").filter(key_hash=key_hash(raw_key)).first()
     if token is None:
         return None
+    token_accept(token)
+    return token.user, token
+
+
+def token_accept(token: ApiToken) -> None:
+    """Refuse a token found by its key (``TokenRefused``) unless it and its user (loaded with it) are active;
+    note its use at most once per ``LAST_USED_RESOLUTION``. Every lookup of a key ends here."""
     now = timezone.now()
     state = token.state(now)
     if state != "active":
@@ -105,4 +112,3 @@ def token_authenticate(raw_key: str) -> tuple[object, ApiToken] | None:
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
-    return token.user, token

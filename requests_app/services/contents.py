@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from requests_app.models import Collection, Content, Transform
@@ -153,6 +153,70 @@ def _apply_group(
             failed_files=F("failed_files") + failed_delta,
             updated_at=now,
         )
+    return changed
+
+
+# One statement per transform: the counters of its collections of one relation, counted from their contents
+# (through the (collection, status, id) index); rows already right are not rewritten.
+_RECOUNT = """
+    UPDATE {collection} AS coll SET
+        total_files = counted.total, bytes = counted.bytes, processed_files = counted.processed,
+        processed_bytes = counted.processed_bytes, failed_files = counted.failed, updated_at = %(now)s
+    FROM (
+        SELECT coll.id,
+               count(content.id) AS total,
+               coalesce(sum(content.bytes), 0) AS bytes,
+               count(content.id) FILTER (WHERE content.status = %(available)s) AS processed,
+               coalesce(sum(content.bytes) FILTER (WHERE content.status = %(available)s), 0) AS processed_bytes,
+               count(content.id) FILTER (WHERE content.status = ANY(%(failed)s)) AS failed
+        FROM {collection} AS coll LEFT JOIN {content} AS content ON content.collection_id = coll.id
+        WHERE coll.transform_id = %(transform)s AND coll.relation_type = %(relation)s
+        GROUP BY coll.id
+    ) AS counted
+    WHERE coll.id = counted.id
+      AND (coll.total_files, coll.bytes, coll.processed_files, coll.processed_bytes, coll.failed_files)
+          IS DISTINCT FROM (counted.total, counted.bytes, counted.processed, counted.processed_bytes, counted.failed)
+"""
+
+
+def contents_recount(*, transform: Transform, relation: int) -> int:
+    """Set the counters of ``transform``'s collections of ``relation`` from their contents; how many changed.
+
+    For work types whose hot path moves contents without the counters (``WorkType.recounts_outputs``): the
+    roll-up calls this before ``decide``. A move committed after the count schedules its own roll-up, which
+    counts again, so the counters always end right.
+    """
+    if connection.vendor != "postgresql":
+        return _recount_portable(transform, relation)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECOUNT.format(collection=Collection._meta.db_table, content=Content._meta.db_table),
+            {
+                "now": timezone.now(),
+                "available": ContentStatus.AVAILABLE,
+                "failed": sorted(FAILED_STATUSES),
+                "transform": transform.pk,
+                "relation": relation,
+            },
+        )
+        return cursor.rowcount
+
+
+def _recount_portable(transform: Transform, relation: int) -> int:
+    changed = 0
+    for collection in Collection.objects.filter(transform=transform, relation_type=relation):
+        contents = Content.objects.filter(collection=collection)
+        available = contents.filter(status=ContentStatus.AVAILABLE)
+        counters = {
+            "total_files": contents.count(),
+            "bytes": contents.aggregate(n=Sum("bytes"))["n"] or 0,
+            "processed_files": available.count(),
+            "processed_bytes": available.aggregate(n=Sum("bytes"))["n"] or 0,
+            "failed_files": contents.filter(status__in=FAILED_STATUSES).count(),
+        }
+        if any(getattr(collection, field) != value for field, value in counters.items()):
+            Collection.objects.filter(pk=collection.pk).update(**counters, updated_at=timezone.now())
+            changed += 1
     return changed
 
 

@@ -27,6 +27,7 @@ from requests_app.models.statuses import (
 from requests_app.worktypes.registry import get_work_type
 
 from .carrier import processings_create
+from .contents import contents_recount
 from .messages import collection_message, messages_write
 from .transitions import transition
 
@@ -53,7 +54,10 @@ def transform_rollup(*, transform_id: int) -> str:
             return "nothing to do"
         if request.status not in REQUEST_ACTIVE:
             return "request not active"
-        decision = get_work_type(transform.transform_type).decide(transform)
+        work_type = get_work_type(transform.transform_type)
+        if work_type.recounts_outputs:
+            contents_recount(transform=transform, relation=CollectionRelationType.OUTPUT)
+        decision = work_type.decide(transform)
         if decision.new_processings:
             processings_create(transform=transform, specs=decision.new_processings)
             return f"started {len(decision.new_processings)} processing(s)"

@@ -202,6 +202,11 @@ class WorkType(ABC):
     announce_new_contents: ClassVar[bool] = False
     #: Content statuses announced in file messages when a content reaches them.
     announced_statuses: ClassVar[frozenset[int]] = frozenset({ContentStatus.AVAILABLE})
+    #: Some content moves of this type skip the collection counters (HPO reports, whose single counter row
+    #: would queue every report of a study on its lock): the roll-up recounts the output collections from
+    #: their contents before ``decide`` (``contents_recount``), so counters trail those moves by at most
+    #: the time to the next roll-up.
+    recounts_outputs: ClassVar[bool] = False
 
     @abstractmethod
     def validate(self, *, metadata: dict[str, Any], request_fields: dict[str, Any]) -> dict[str, Any]:
