@@ -153,6 +153,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
             "page_sizes": PAGE_SIZES,
             "live": is_live(obj.status),
             "actions": ACTION_NAMES if may_act(request.user, obj) else (),
+            "worktype_view": _worktype_view(obj),
             "errors_list": _errors(obj, transforms, processings),
         },
         lambda: data,
@@ -175,6 +176,17 @@ def file_detail(request: HttpRequest, content_id: str) -> HttpResponse:
         "details": content.details,
     }
     return respond(request, "monitor/file_detail.html", {"content": content, "data": data}, lambda: data)
+
+
+def _worktype_view(obj) -> tuple[str, str] | None:
+    """The work type's own page for this request (title, URL), when it has one."""
+    if obj.request_type == RequestType.ACTIVE_LEARNING:
+        return "active-learning iterations", reverse("monitor:al_loop", args=[obj.pk])
+    if obj.request_type == RequestType.HYPER_PARAMETER_OPT:
+        return "HPO study", reverse("monitor:hpo_study", args=[obj.pk])
+    if obj.request_type == RequestType.STAGE_IN:
+        return "data carousel", reverse("monitor:carousel")
+    return None
 
 
 def _errors(obj, transforms, processings) -> list[dict[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django import template
 from django.utils.html import format_html
 
@@ -10,6 +12,8 @@ from requests_app.models.statuses import STATUS_COLOURS
 register = template.Library()
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+#: Badges of statuses the core has no colour for (active-learning loops and steps).
+_MORE_COLOURS = {"Done": "#198754", "Queued": "#6c757d", "Skipped": "#343a40"}
 
 
 @register.simple_tag
@@ -17,9 +21,8 @@ def badge(label: str | None):
     """A coloured status badge (the label is escaped by format_html)."""
     if not label:
         return ""
-    return format_html(
-        '<span class="badge" style="background:{}">{}</span>', STATUS_COLOURS.get(label, "#6c757d"), label
-    )
+    colour = STATUS_COLOURS.get(label) or _MORE_COLOURS.get(label, "#6c757d")
+    return format_html('<span class="badge" style="background:{}">{}</span>', colour, label)
 
 
 @register.simple_tag
@@ -61,3 +64,28 @@ def sort_link(context, column: str, title: str):
         title,
         arrow,
     )
+
+
+@register.filter
+def compact_json(value: object, limit: int = 160) -> str:
+    """JSON on one line, cut at ``limit`` characters (escaped by the template like any string)."""
+    if value is None:
+        return ""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    """A duration for humans: 0.42 s, 12.3 s, 4 min 05 s, 2 h 03 min."""
+    if value is None:
+        return ""
+    if value < 10:
+        return f"{value:.2f} s"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(int(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
