@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import BigIntegerField, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, NullIf, TruncMonth
 
@@ -162,26 +163,52 @@ class FilePage:
     last_id: int | None
     has_next: bool
     has_previous: bool
+    # A name search pages by name within a bounded window of the collection (see ``_search_page``):
+    # where the next page starts (a name), and the last name the window read.
+    next_name: str | None = None
+    searched_to: str | None = None
+
+
+_FILE_COLUMNS = ("id", "name", "scope", "status", "bytes", "retries", "status_changed_at", "updated_at", "path")
+#: Names a file-name search reads per page, in name order from its cursor: a substring match cannot use
+#: an index, so a search page reads at most this many names of the (collection, name) index (~10 ms per
+#: 20,000 on the development machine) instead of every name of a 100,000-file dataset; "search further"
+#: continues after the window.
+SEARCH_WINDOW = 20_000
 
 
 def content_page(*, collection: Collection, filters: FileFilters) -> FilePage:
-    """One page of a collection's files by id (keyset: as fast on the last page as on the first)."""
-    queryset = Content.objects.filter(collection=collection).only(
-        "id", "name", "scope", "status", "bytes", "retries", "status_changed_at", "updated_at", "path"
-    )
-    if filters.status is not None:
-        queryset = queryset.filter(status=filters.status)
+    """One page of a collection's files: by id (keyset; the last page costs what the first does), or for
+    a name search by name within a bounded window."""
     if filters.search:
-        # Case-sensitive LIKE (file names are): several times cheaper than ILIKE over 100,000 names.
-        queryset = queryset.filter(name__contains=filters.search)
+        return _search_page(collection, filters)
     size = filters.page_size
-    if filters.before:
-        rows = list(queryset.filter(id__lt=filters.before).order_by("-id")[: size + 1])
+    backward = bool(filters.before)
+    if filters.status is not None:
+        statuses = [filters.status]
+    else:
+        statuses = list(ContentStatus.values)
+    # There is no (collection, id) index (a third index on contents slowed the carousel's inserts): the
+    # (collection, status, id) index gives each status's files in id order, and merging one short range
+    # per status gives the collection's files in id order. Without it PostgreSQL walks the primary key
+    # from the start and filters on the collection: 1.1 s for the last of a million contents.
+    branches = []
+    for status in statuses:
+        branch = Content.objects.filter(collection=collection, status=status).only(*_FILE_COLUMNS)
+        if backward:
+            branch = branch.filter(id__lt=filters.before).order_by("-id")
+        else:
+            branch = branch.filter(id__gt=filters.after).order_by("id")
+        branches.append(branch[: size + 1])
+    if len(branches) == 1:
+        rows = list(branches[0])
+    else:
+        rows = list(branches[0].union(*branches[1:], all=True).order_by("-id" if backward else "id")[: size + 1])
+    if backward:
         has_previous = len(rows) > size
         rows = rows[:size][::-1]
         has_next = True
     else:
-        rows = list(queryset.filter(id__gt=filters.after).order_by("id")[: size + 1])
         has_next = len(rows) > size
         rows = rows[:size]
         has_previous = filters.after > 0
@@ -191,6 +218,66 @@ def content_page(*, collection: Collection, filters: FileFilters) -> FilePage:
         last_id=rows[-1].pk if rows else None,
         has_next=has_next,
         has_previous=has_previous,
+    )
+
+
+_SEARCH_SQL = """
+WITH window_names AS MATERIALIZED (
+    SELECT name FROM requests_app_content
+    WHERE collection_id = %(collection)s AND name > %(after)s
+    ORDER BY name
+    LIMIT %(window)s
+)
+SELECT
+    (SELECT max(name) FROM window_names),
+    (SELECT count(*) FROM window_names),
+    ARRAY(
+        SELECT c.id FROM requests_app_content c
+        WHERE c.collection_id = %(collection)s
+          AND c.name IN (SELECT name FROM window_names WHERE name LIKE %(pattern)s)
+          {status}
+        ORDER BY c.name
+        LIMIT %(limit)s
+    )
+"""
+
+
+def _search_page(collection: Collection, filters: FileFilters) -> FilePage:
+    """Files whose name contains the search term, by name, read from at most ``SEARCH_WINDOW`` names.
+
+    The window is an index-only scan of the (collection, name) unique index from the cursor: the match is
+    tested on the index entries, and only the page's rows are read from the table. Two queries.
+    """
+    size = filters.page_size
+    pattern = "%" + filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params = {
+        "collection": collection.pk,
+        "after": filters.after_name,
+        "window": SEARCH_WINDOW,
+        "pattern": pattern,
+        "limit": size + 1,
+        "status": filters.status,
+    }
+    status = "AND c.status = %(status)s" if filters.status is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(_SEARCH_SQL.format(status=status), params)
+        window_end, scanned, ids = cursor.fetchone()
+    found = {row.pk: row for row in Content.objects.filter(pk__in=ids[:size]).only(*_FILE_COLUMNS)}
+    rows = sorted(found.values(), key=lambda row: row.name)
+    if len(ids) > size:
+        next_name = rows[-1].name if rows else None
+    elif scanned == SEARCH_WINDOW:
+        next_name = window_end  # the window is full: the rest of the collection is still to search
+    else:
+        next_name = None
+    return FilePage(
+        rows=rows,
+        first_id=rows[0].pk if rows else None,
+        last_id=rows[-1].pk if rows else None,
+        has_next=next_name is not None,
+        has_previous=bool(filters.after_name),
+        next_name=next_name,
+        searched_to=window_end,
     )
 
 
