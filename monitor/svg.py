@@ -14,6 +14,9 @@ from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 40, 24, 40
+LEGEND_WIDTH = 150
+#: Points per line drawn with a marker (and its tooltip).
+MAX_MARKERS = 150
 PALETTE = ("#0d6efd", "#198754", "#dc3545", "#fd7e14", "#6f42c1", "#20c997", "#6c757d", "#d63384", "#0dcaf0")
 
 
@@ -56,7 +59,11 @@ def plot(
         return mark_safe("".join(parts))  # noqa: S308 — every text above is escaped
     x_low, x_high = _span(xs)
     y_low, y_high = _span(ys)
-    inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    # Several series get a legend column right of the plot area (inside it, it hid the data); a single
+    # series is named by the title.
+    legend = len(series) > 1
+    right = RIGHT + LEGEND_WIDTH if legend else RIGHT
+    inner_w, inner_h = WIDTH - LEFT - right, HEIGHT - TOP - BOTTOM
 
     def sx(x: float) -> float:
         return LEFT + (x - x_low) / (x_high - x_low) * inner_w
@@ -65,7 +72,7 @@ def plot(
         return TOP + inner_h - (y - y_low) / (y_high - y_low) * inner_h
 
     parts.append(
-        f'<line x1="{LEFT}" y1="{TOP + inner_h}" x2="{WIDTH - RIGHT}" y2="{TOP + inner_h}" class="axis"/>'
+        f'<line x1="{LEFT}" y1="{TOP + inner_h}" x2="{WIDTH - right}" y2="{TOP + inner_h}" class="axis"/>'
         f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + inner_h}" class="axis"/>'
     )
     for tick in range(5):
@@ -78,11 +85,14 @@ def plot(
             f'<text x="{sx(x):.1f}" y="{TOP + inner_h + 16}" text-anchor="middle" class="tick">'
             f"{escape(x_format(x))}</text>"
         )
-    parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT - 4}" text-anchor="middle" class="tick">{escape(x_label)}</text>')
+    parts.append(
+        f'<text x="{LEFT + inner_w / 2}" y="{HEIGHT - 4}" text-anchor="middle" class="tick">{escape(x_label)}</text>'
+    )
     parts.append(
         f'<text x="12" y="{TOP + inner_h / 2}" transform="rotate(-90 12 {TOP + inner_h / 2})" '
         f'text-anchor="middle" class="tick">{escape(y_label)}</text>'
     )
+    on_top: list[str] = []
     for index, one in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
         coords = [(sx(x), sy(y), tip) for x, y, tip in one.points]
@@ -92,13 +102,28 @@ def plot(
                 f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5">'
                 f"<title>{escape(one.name)}</title></polyline>"
             )
+        # A long line carries no markers (a per-second staging curve would be hundreds of circles); the
+        # highlighted points keep theirs.
+        markers = not lines or len(coords) <= MAX_MARKERS
         for number, (x, y, tip) in enumerate(coords):
-            best = number in one.highlight
-            marker = ' r="6" fill="#ffc107" stroke="#000" class="best"' if best else f' r="3" fill="{colour}"'
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}"{marker}><title>{escape(tip)}</title></circle>')
-        parts.append(
-            f'<rect x="{WIDTH - RIGHT - 170}" y="{TOP + 4 + index * 14}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{WIDTH - RIGHT - 156}" y="{TOP + 13 + index * 14}" class="legend">{escape(one.name[:28])}</text>'
-        )
+            if not markers and number not in one.highlight:
+                continue
+            if number in one.highlight:
+                # Drawn last, so no later series' marker covers it.
+                on_top.append(
+                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="#ffc107" stroke="#000" class="best">'
+                    f"<title>{escape(tip)}</title></circle>"
+                )
+                continue
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{escape(tip)}</title></circle>'
+            )
+        if legend:
+            parts.append(
+                f'<rect x="{WIDTH - LEGEND_WIDTH}" y="{TOP + 4 + index * 14}" width="10" height="10" fill="{colour}"/>'
+                f'<text x="{WIDTH - LEGEND_WIDTH + 14}" y="{TOP + 13 + index * 14}" class="legend">'
+                f"{escape(one.name[:24])}</text>"
+            )
+    parts.extend(on_top)
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 — every text above is escaped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +20,13 @@ from .templatetags.monitor_tags import compact_json, seconds
 TERMINAL_LABELS = frozenset(RequestStatus(value).label for value in REQUEST_TERMINAL)
 
 
-def _time_label(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).strftime("%m-%d %H:%M")  # noqa: DTZ006 — server-local axis ticks
+#: Axis tick format per curve bucket: seconds for a campaign minutes old, dates for weeks.
+_TICK_FORMATS = {"second": "%H:%M:%S", "minute": "%H:%M", "hour": "%m-%d %H:%M", "day": "%Y-%m-%d"}
+
+
+def _time_labels(bucket: str) -> Callable[[float], str]:
+    tick = _TICK_FORMATS.get(bucket, "%m-%d %H:%M")
+    return lambda epoch: datetime.fromtimestamp(epoch).strftime(tick)  # noqa: DTZ006 — server-local axis ticks
 
 
 def _time_series(name: str, points: list[tuple[str, int]]) -> Series:
@@ -41,13 +47,13 @@ def carousel(request: HttpRequest) -> HttpResponse:
         [_time_series("campaign", staged["campaign"])],
         title="Files staged over time (campaign)",
         y_label="files",
-        x_format=_time_label,
+        x_format=_time_labels(staged["bucket"]),
     )
     request_plot = plot(
         [_time_series(f"request {request_id}", points) for request_id, points in staged["requests"].items()],
         title="Files staged over time per request",
         y_label="files",
-        x_format=_time_label,
+        x_format=_time_labels(staged["bucket"]),
     )
     live = any(row["files_queued"] or row["files_active"] for row in sources)
     data = {"sources": sources, "staged_over_time": staged, "stuck": stuck, "throttled": throttled, "live": live}

@@ -202,3 +202,30 @@ def al_iteration(loop, collection: Collection, iteration: int, *, batch: int = 2
             reported_at=content.created_at + timedelta(seconds=1.5),
             consumed_by=step,
         )
+
+
+def as_stagein(request: Request, *, source: str, landed: list[int], every_seconds: float = 20.0) -> Request:
+    """Turn a ``campaign_request`` into a stage-in from tape ``source`` whose files landed in batches
+    (``landed``, one ``file_stagein`` message each, ``every_seconds`` apart, ending now)."""
+    request.request_type = RequestType.STAGE_IN
+    request.save(update_fields=["request_type"])
+    request.transforms.update(transform_type=RequestType.STAGE_IN, transform_metadata={"source": source})
+    transform = request.transforms.get()
+    Message.objects.filter(request=request).delete()
+    now = timezone.now()
+    for number, files in enumerate(landed):
+        message = Message.objects.create(
+            msg_id=f"m-{request.pk}-{number}",
+            msg_type="file_stagein",
+            request=request,
+            transform=transform,
+            num_contents=files,
+            body={"name": request.name},
+        )
+        at = now - timedelta(seconds=every_seconds * (len(landed) - 1 - number))
+        Message.objects.filter(pk=message.pk).update(created_at=at)
+    done = sum(landed)
+    Collection.objects.filter(request=request, relation_type=CollectionRelationType.OUTPUT).update(
+        processed_files=done, processed_bytes=done * 1000, bytes=request.collections.get(relation_type=0).bytes
+    )
+    return request

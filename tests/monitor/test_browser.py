@@ -16,7 +16,7 @@ from requests_app.models import Collection, Content, Request
 from requests_app.models.statuses import RequestStatus
 
 from .browser import browser_page, in_thread, log_in, shot
-from .data import HOSTILE, al_iteration, al_loop, campaign_request, hpo_study
+from .data import HOSTILE, al_iteration, al_loop, as_stagein, campaign_request, hpo_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,6 +38,9 @@ def campaign(user):
     ]
     hostile = campaign_request(owner=user, name=HOSTILE, files=5, processed=2)
     al_loop(owner=user, iterations=4, batch=3, name="cut scan")
+    # Six of them stage from two tapes, their files landing over the last minutes (the carousel's curves).
+    for number, request in enumerate(requests[20:26]):
+        as_stagein(request, source="TAPE_A" if number % 2 else "TAPE_B", landed=[3 + number, 5, 8, 4 + number, 6])
     return requests, hostile
 
 
@@ -112,7 +115,8 @@ def test_every_page_opens_and_shows_hostile_names_as_text(live_server, campaign)
             shot(page, f"page_{name}")
             # Nothing runs off the 1,400 px window (every column of every table visible).
             # (<main> scrolls sideways rather than the page, so measure it.)
-            assert page.evaluate("(m => m.scrollWidth <= m.clientWidth)(document.querySelector('main'))"), url
+            scroll, client = page.evaluate("(m => [m.scrollWidth, m.clientWidth])(document.querySelector('main'))")
+            assert scroll <= client, (url, scroll, client)
         page.goto(f"{base}/requests/{hostile.pk}/")
         expect(page.locator("h1 .name")).to_have_text(f"mc23:{HOSTILE}")
         shot(page, "escaping_request_detail")

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from monitor import selectors
-from requests_app.models import Collection, Content
+from requests_app.models import Collection, Content, Message
 from requests_app.models.statuses import CollectionRelationType, RequestStatus, RequestType
 
 from .data import HOSTILE, campaign_request
@@ -168,6 +168,29 @@ def test_stagein_figures_come_from_the_collection_holding_the_files(client: Clie
         }
     ]
     assert sources[0]["rate_files_per_s"] > 0
+
+
+def test_a_finished_source_has_no_rate_and_young_curves_start_from_zero(client: Client, user):
+    # given: a stage-in whose files all landed a moment ago, then the request finished
+    request = campaign_request(owner=user, name="tape.done", files=40, processed=40, status=RequestStatus.FINISHED)
+    request.request_type = RequestType.STAGE_IN
+    request.save(update_fields=["request_type"])
+    request.transforms.update(transform_type=RequestType.STAGE_IN, transform_metadata={"source": "TAPE_B"})
+    Message.objects.filter(request=request).update(num_contents=40)
+
+    # when
+    data = client.get("/carousel/", {"format": "json"}).json()
+
+    # then: no current rate (not its last files averaged over the window), nothing left
+    (source,) = data["sources"]
+    assert (source["source"], source["remaining_files"]) == ("TAPE_B", 0)
+    assert source["rate_files_per_s"] is None
+    assert source["eta_seconds"] is None
+    # A campaign seconds old is bucketed per second, and each curve rises from 0.
+    assert data["staged_over_time"]["bucket"] == "second"
+    curve = data["staged_over_time"]["requests"][str(request.pk)]
+    assert [files for _, files in curve] == [0, 40]
+    assert data["staged_over_time"]["campaign"][0][1] == 0
 
 
 def test_a_name_search_reads_bounded_windows_and_continues_further(client: Client, campaign, monkeypatch):
