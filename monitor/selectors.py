@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, NullIf, TruncMonth
 
 from requests_app.models import Collection, Content, Event, Message, Processing, Request, Transform
@@ -53,6 +53,11 @@ def requests_filtered(filters: RequestFilters, *, with_status: bool = True) -> Q
     return queryset
 
 
+def _input_side(field: str) -> Coalesce:
+    """A request's input counter ``field``, or its output one when the input carries none (stage-in)."""
+    return Coalesce(NullIf(f"in_{field}", 0), f"out_{field}", 0)
+
+
 def campaign_summary(filters: RequestFilters) -> dict[str, int]:
     """Requests, input files and bytes, processed files: from the collections' counters.
 
@@ -62,9 +67,9 @@ def campaign_summary(filters: RequestFilters) -> dict[str, int]:
     requests = _with_collection_counters(requests_filtered(filters))
     sums = requests.aggregate(
         requests=Count("id"),
-        input_files=Sum(Coalesce(NullIf("in_total_files", 0), "out_total_files", 0)),
-        input_bytes=Sum(Coalesce(NullIf("in_bytes", 0), "out_bytes", 0)),
-        input_processed_files=Sum(Coalesce(NullIf("in_processed_files", 0), "out_processed_files", 0)),
+        input_files=Sum(_input_side("total_files")),
+        input_bytes=Sum(_input_side("bytes")),
+        input_processed_files=Sum(_input_side("processed_files")),
         output_files=Sum(Coalesce("out_total_files", 0)),
         output_processed_files=Sum(Coalesce("out_processed_files", 0)),
     )
@@ -103,10 +108,12 @@ def _with_collection_counters(queryset: QuerySet[Request]) -> QuerySet[Request]:
         in_total_files=_collection_column(CollectionRelationType.INPUT, "total_files"),
         in_processed_files=_collection_column(CollectionRelationType.INPUT, "processed_files"),
         in_bytes=_collection_column(CollectionRelationType.INPUT, "bytes"),
+        in_processed_bytes=_collection_column(CollectionRelationType.INPUT, "processed_bytes"),
         out_status=_collection_column(CollectionRelationType.OUTPUT, "status"),
         out_total_files=_collection_column(CollectionRelationType.OUTPUT, "total_files"),
         out_processed_files=_collection_column(CollectionRelationType.OUTPUT, "processed_files"),
         out_bytes=_collection_column(CollectionRelationType.OUTPUT, "bytes"),
+        out_processed_bytes=_collection_column(CollectionRelationType.OUTPUT, "processed_bytes"),
     )
 
 
@@ -317,12 +324,14 @@ def statistics_per_month() -> dict[str, list[dict[str, Any]]]:
             {"month": row["month"].strftime("%Y-%m"), "status": label(row["status"]), "count": row["n"]} for row in rows
         ]
 
+    # The input side's counters, or the output side's where the input carries none (a stage-in keeps
+    # its files on the output collection), as in the campaign summary.
     files = (
-        Collection.objects.filter(relation_type=CollectionRelationType.INPUT)
+        _with_collection_counters(Request.objects.all())
         .order_by()
-        .annotate(month=TruncMonth("request__created_at"), request_type=F("request__request_type"))
+        .annotate(month=TruncMonth("created_at"))
         .values("month", "request_type")
-        .annotate(files=Sum("processed_files"), bytes=Sum("processed_bytes"))
+        .annotate(files=Sum(_input_side("processed_files")), bytes=Sum(_input_side("processed_bytes")))
         .order_by("month", "request_type")
     )
     status_label = lambda value: RequestStatus(value).label  # noqa: E731
@@ -362,8 +371,6 @@ def requests_by_status() -> dict[str, int]:
 
 
 def files_released() -> int:
-    """Files announced as processed, over every collection (their counters)."""
-    return (
-        Collection.objects.filter(relation_type=CollectionRelationType.INPUT).aggregate(n=Sum("processed_files"))["n"]
-        or 0
-    )
+    """Files announced as processed, over every request (its collections' counters)."""
+    released = _with_collection_counters(Request.objects.all()).aggregate(n=Sum(_input_side("processed_files")))
+    return released["n"] or 0
