@@ -209,6 +209,13 @@ def content_page(*, collection: Collection, filters: FileFilters) -> FilePage:
         branches.append(branch[: size + 1])
     if len(branches) == 1:
         rows = list(branches[0])
+    elif not connection.features.supports_slicing_ordering_in_compound:
+        # SQLite (the embedded demo) cannot slice the branches of a UNION; its collections are small.
+        plain = Content.objects.filter(collection=collection).only(*_FILE_COLUMNS)
+        if backward:
+            rows = list(plain.filter(id__lt=filters.before).order_by("-id")[: size + 1])
+        else:
+            rows = list(plain.filter(id__gt=filters.after).order_by("id")[: size + 1])
     else:
         rows = list(branches[0].union(*branches[1:], all=True).order_by("-id" if backward else "id")[: size + 1])
     if backward:
@@ -228,55 +235,29 @@ def content_page(*, collection: Collection, filters: FileFilters) -> FilePage:
     )
 
 
-_SEARCH_SQL = """
-WITH window_names AS MATERIALIZED (
-    SELECT name FROM requests_app_content
-    WHERE collection_id = %(collection)s AND name > %(after)s
-    ORDER BY name
-    LIMIT %(window)s
-)
-SELECT
-    (SELECT max(name) FROM window_names),
-    (SELECT count(*) FROM window_names),
-    ARRAY(
-        SELECT c.id FROM requests_app_content c
-        WHERE c.collection_id = %(collection)s
-          AND c.name IN (SELECT name FROM window_names WHERE name LIKE %(pattern)s)
-          {status}
-        ORDER BY c.name
-        LIMIT %(limit)s
-    )
-"""
-
-
 def _search_page(collection: Collection, filters: FileFilters) -> FilePage:
     """Files whose name contains the search term, by name, read from at most ``SEARCH_WINDOW`` names.
 
-    The window is an index-only scan of the (collection, name) unique index from the cursor: the match is
-    tested on the index entries, and only the page's rows are read from the table. Two queries.
+    Three queries on the (collection, name) unique index: where the window ends (the name
+    ``SEARCH_WINDOW`` places on), the matching names within it (an index-only scan: the pattern is
+    tested on the index entries, no table row is read for a name that does not match), and the page's
+    rows. With a status filter the second reads the window's rows (status is not in that index).
     """
     size = filters.page_size
-    pattern = "%" + filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    params = {
-        "collection": collection.pk,
-        "after": filters.after_name,
-        "window": SEARCH_WINDOW,
-        "pattern": pattern,
-        "limit": size + 1,
-        "status": filters.status,
-    }
-    status = "AND c.status = %(status)s" if filters.status is not None else ""
-    with connection.cursor() as cursor:
-        cursor.execute(_SEARCH_SQL.format(status=status), params)
-        window_end, scanned, ids = cursor.fetchone()
-    found = {row.pk: row for row in Content.objects.filter(pk__in=ids[:size]).only(*_FILE_COLUMNS)}
-    rows = sorted(found.values(), key=lambda row: row.name)
-    if len(ids) > size:
-        next_name = rows[-1].name if rows else None
-    elif scanned == SEARCH_WINDOW:
-        next_name = window_end  # the window is full: the rest of the collection is still to search
+    names = Content.objects.filter(collection=collection, name__gt=filters.after_name).order_by("name")
+    window_end = names.values_list("name", flat=True)[SEARCH_WINDOW - 1 : SEARCH_WINDOW].first()
+    in_window = names.filter(name__lte=window_end) if window_end is not None else names
+    matching = in_window.filter(name__contains=filters.search)
+    if filters.status is not None:
+        matching = matching.filter(status=filters.status)
+    hits = list(matching.values_list("name", flat=True)[: size + 1])
+    rows = list(
+        Content.objects.filter(collection=collection, name__in=hits[:size]).only(*_FILE_COLUMNS).order_by("name")
+    )
+    if len(hits) > size:
+        next_name = hits[size - 1]
     else:
-        next_name = None
+        next_name = window_end  # a full window: the rest of the collection is still to search (else None)
     return FilePage(
         rows=rows,
         first_id=rows[0].pk if rows else None,
