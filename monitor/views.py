@@ -7,7 +7,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from requests_app.models import Collection
-from requests_app.models.statuses import CollectionRelationType, ContentStatus, RequestStatus, RequestType
+from requests_app.models.statuses import (
+    REQUEST_TERMINAL,
+    CollectionRelationType,
+    ContentStatus,
+    RequestStatus,
+    RequestType,
+)
 
 from . import selectors, serialize
 from .actions import ACTION_NAMES, may_act
@@ -71,6 +77,8 @@ def request_table(request: HttpRequest) -> HttpResponse:
             "windows": WINDOWS,
             "previous_query": filters.query(page=page.page - 1) if page.page > 1 else None,
             "next_query": filters.query(page=page.page + 1) if page.page < page.pages else None,
+            # The rows refresh while one of them is still active.
+            "live": any(row.status not in REQUEST_TERMINAL for row in page.rows),
         },
         lambda: {
             "filters": filters.as_dict(),

@@ -67,11 +67,30 @@ def sort_link(context, column: str, title: str):
 
 
 @register.filter
-def compact_json(value: object, limit: int = 160) -> str:
-    """JSON on one line, cut at ``limit`` characters (escaped by the template like any string)."""
+def sig(value: object) -> object:
+    """A float to six significant digits (0.027267668336115825 -> 0.0272677); anything else as it is."""
     if value is None:
         return ""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
+
+
+@register.filter
+def compact_json(value: object, limit: int = 160) -> str:
+    """JSON on one line, floats to six significant digits, cut at ``limit`` characters (escaped by the
+    template like any string; the JSON twin keeps the full values)."""
+    if value is None:
+        return ""
+    text = json.dumps(_rounded(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -89,3 +108,11 @@ def seconds(value: float | None) -> str:
         return f"{minutes} min {rest:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+@register.simple_tag
+def scoped_name(scope: str, name: str):
+    """``scope:name``, or a muted "(no name)" for a request made without them (escaped by format_html)."""
+    if not scope and not name:
+        return format_html('<span class="muted">(no name)</span>')
+    return format_html("{}:{}", scope, name)
