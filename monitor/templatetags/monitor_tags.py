@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 
 from requests_app.models.statuses import STATUS_COLOURS
@@ -116,3 +118,13 @@ def scoped_name(scope: str, name: str):
     if not scope and not name:
         return format_html('<span class="muted">(no name)</span>')
     return format_html("{}:{}", scope, name)
+
+
+@register.filter
+def short_date(value: datetime | None) -> str:
+    """ "11-30 13:28" this year, "2025-11-30" before (the full time is in the cell's title): keeps the
+    request table's two date columns narrow."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    return local.strftime("%m-%d %H:%M" if local.year == timezone.localtime().year else "%Y-%m-%d")
