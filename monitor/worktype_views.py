@@ -242,19 +242,18 @@ def active_learning_loop(request: HttpRequest, request_id: int) -> HttpResponse:
     # A line joins iterations when each has one parameter set; a batch's sets are drawn as points only
     # (a line through them would climb vertically within each iteration).
     one_per_iteration = all(len(row["sample"]) <= 1 for row in iterations)
-    metric_plot = plot(
-        _numeric_series([(iteration, _mapping(trial["metrics"])) for iteration, trial in sampled]),
-        title="Reported metrics per iteration",
-        x_label="iteration",
-        y_label="metric",
-        lines=one_per_iteration,
-    )
-    parameter_plot = plot(
-        _numeric_series([(iteration, _mapping(trial["parameters"])) for iteration, trial in sampled]),
-        title="Parameters per iteration",
-        x_label="iteration",
-        y_label="value",
-        lines=one_per_iteration,
+    metric_plot, parameter_plot = (
+        plot(
+            _numeric_series([(iteration, _mapping(trial[key])) for iteration, trial in sampled]),
+            title=title,
+            x_label="iteration",
+            y_label=y_label,
+            lines=one_per_iteration,
+        )
+        for key, title, y_label in (
+            ("metrics", "Reported metrics per iteration", "metric"),
+            ("parameters", "Parameters per iteration", "value"),
+        )
     )
     return respond(
         request,
