@@ -116,7 +116,7 @@ def seconds(value: float | None) -> str:
 def scoped_name(scope: str, name: str):
     """``scope:name``, or a muted "(no name)" for a request made without them (escaped by format_html)."""
     if not scope and not name:
-        return format_html('<span class="muted">(no name)</span>')
+        return format_html('<span class="muted">{}</span>', "(no name)")
     return format_html("{}:{}", scope, name)
 
 
