@@ -26,8 +26,14 @@ from requests_app.models.statuses import (
 STAGED_MESSAGE = "file_stagein"
 #: Staging curves cover this window; the rate is measured over the last RATE_WINDOW.
 CURVE_WINDOW = timedelta(days=7)
-RATE_WINDOW = timedelta(hours=1)
+RATE_WINDOW = timedelta(minutes=15)
 MIN_RATE_SECONDS = 60.0
+#: Curve buckets by the span of the curves: a campaign minutes old is drawn per second, not as one minute.
+BUCKETS = (
+    (timedelta(minutes=10), "second", timedelta(seconds=1)),
+    (timedelta(hours=3), "minute", timedelta(minutes=1)),
+    (timedelta(days=3), "hour", timedelta(hours=1)),
+)
 #: Requests drawn one by one on the staging plot (the campaign curve sums all of them).
 CURVE_REQUESTS = 8
 
@@ -76,14 +82,23 @@ def sources() -> list[dict[str, Any]]:
     result = []
     for source in sorted(table):
         row = table[source]
-        rate = rates.get(source, 0.0)
-        eta = row["remaining_files"] / rate if rate > 0 and row["remaining_files"] else None
-        result.append({"source": source, **row, "rate_files_per_s": round(rate, 3), "eta_seconds": eta})
+        # The rate is the current one: a source with nothing left to stage has none (not the average of
+        # its last files over the window), and no ETA.
+        rate = rates.get(source, 0.0) if row["remaining_files"] else None
+        eta = row["remaining_files"] / rate if rate else None
+        result.append(
+            {
+                "source": source,
+                **row,
+                "rate_files_per_s": round(rate, 3) if rate is not None else None,
+                "eta_seconds": eta,
+            }
+        )
     return result
 
 
 def _rates_per_source() -> dict[str, float]:
-    """Files staged per second, per source, over the last hour (or since staging began, if later)."""
+    """Files staged per second, per source, over the last RATE_WINDOW (or since staging began, if later)."""
     now = timezone.now()
     rows = (
         Message.objects.filter(msg_type=STAGED_MESSAGE, created_at__gte=now - RATE_WINDOW)
@@ -99,10 +114,13 @@ def _rates_per_source() -> dict[str, float]:
     }
 
 
-def _bucket_kind(first: datetime | None, now: datetime) -> str:
-    if first is None or now - first <= timedelta(hours=3):
-        return "minute"
-    return "hour" if now - first <= timedelta(days=3) else "day"
+def _bucket(first: datetime | None, last: datetime | None) -> tuple[str, timedelta]:
+    """The bucket (Trunc kind, width) for curves spanning ``first`` .. ``last``."""
+    span = (last - first) if first and last else timedelta(0)
+    for longest, kind, width in BUCKETS:
+        if span <= longest:
+            return kind, width
+    return "day", timedelta(days=1)
 
 
 def staged_over_time() -> dict[str, Any]:
@@ -110,7 +128,8 @@ def staged_over_time() -> dict[str, Any]:
     now = timezone.now()
     messages = Message.objects.filter(msg_type=STAGED_MESSAGE, created_at__gte=now - CURVE_WINDOW)
     first = messages.order_by("created_at").values_list("created_at", flat=True).first()
-    kind = _bucket_kind(first, now)
+    last = messages.order_by("-created_at").values_list("created_at", flat=True).first()
+    kind, width = _bucket(first, last)
     campaign = dict(
         messages.order_by()
         .annotate(bucket=Trunc("created_at", kind))
@@ -132,13 +151,17 @@ def staged_over_time() -> dict[str, Any]:
         per_request[request_id][bucket] = n or 0
     return {
         "bucket": kind,
-        "campaign": _cumulative(campaign),
-        "requests": {request_id: _cumulative(per_request[request_id]) for request_id in sorted(per_request)},
+        "campaign": _cumulative(campaign, width),
+        "requests": {request_id: _cumulative(per_request[request_id], width) for request_id in sorted(per_request)},
     }
 
 
-def _cumulative(counts: dict[datetime, int]) -> list[tuple[str, int]]:
-    total, points = 0, []
+def _cumulative(counts: dict[datetime, int], width: timedelta) -> list[tuple[str, int]]:
+    """Running totals per bucket, from 0 one bucket before the first: a request whose files all landed
+    in one bucket is a step from 0, not a lone dot."""
+    if not counts:
+        return []
+    total, points = 0, [((min(counts) - width).isoformat(), 0)]
     for bucket in sorted(counts):
         total += counts[bucket]
         points.append((bucket.isoformat(), total))

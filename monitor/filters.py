@@ -143,6 +143,8 @@ class FileFilters:
     after: int = 0
     before: int = 0
     page_size: int = DEFAULT_PAGE_SIZE
+    # A name search pages by name: the name its page starts after.
+    after_name: str = ""
 
     @classmethod
     def from_query(cls, query: QueryDict) -> FileFilters:
@@ -158,6 +160,8 @@ class FileFilters:
             after=_int(query.get("after"), 0),
             before=_int(query.get("before"), 0),
             page_size=_int(query.get("fn"), DEFAULT_PAGE_SIZE, PAGE_SIZES),
+            # A cursor is a whole file name (up to 255 characters), taken as it is.
+            after_name=(query.get("fafter") or "").replace("\x00", "")[:255],
         )
 
     def query(self, **changes: object) -> str:
@@ -173,4 +177,6 @@ class FileFilters:
             params["before"] = current.before
         if current.page_size != DEFAULT_PAGE_SIZE:
             params["fn"] = current.page_size
+        if current.after_name:
+            params["fafter"] = current.after_name
         return urlencode(params)

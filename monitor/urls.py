@@ -18,6 +18,7 @@ urlpatterns = [
     path("hpo/", worktype_views.hpo_studies, name="hpo"),
     path("hpo/<int:request_id>/", worktype_views.hpo_study, name="hpo_study"),
     path("active-learning/", worktype_views.active_learning, name="active_learning"),
+    path("active-learning/<int:request_id>/", worktype_views.active_learning_loop, name="al_loop"),
     path("statistics/", ops_views.statistics, name="statistics"),
     path("health/", ops_views.service_health, name="health"),
 ]

@@ -7,7 +7,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from requests_app.models import Collection
-from requests_app.models.statuses import CollectionRelationType, ContentStatus, RequestStatus, RequestType
+from requests_app.models.statuses import (
+    REQUEST_TERMINAL,
+    CollectionRelationType,
+    ContentStatus,
+    RequestStatus,
+    RequestType,
+)
 
 from . import selectors, serialize
 from .actions import ACTION_NAMES, may_act
@@ -71,6 +77,8 @@ def request_table(request: HttpRequest) -> HttpResponse:
             "windows": WINDOWS,
             "previous_query": filters.query(page=page.page - 1) if page.page > 1 else None,
             "next_query": filters.query(page=page.page + 1) if page.page < page.pages else None,
+            # The rows refresh while one of them is still active.
+            "live": any(row.status not in REQUEST_TERMINAL for row in page.rows),
         },
         lambda: {
             "filters": filters.as_dict(),
@@ -119,8 +127,11 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
         "files_collection_id": chosen.pk if chosen else None,
         "histogram": histogram,
         "files": [serialize.content_row(c) for c in files.rows] if files else [],
-        "files_next_after": files.last_id if files and files.has_next else None,
-        "files_previous_before": files.first_id if files and files.has_previous else None,
+        "files_next_after": files.last_id if files and files.has_next and not file_filters.search else None,
+        "files_previous_before": files.first_id if files and files.has_previous and not file_filters.search else None,
+        # A name search pages by name (``fafter``) through bounded windows of the collection.
+        "files_next_name": files.next_name if files else None,
+        "files_searched_to": files.searched_to if files else None,
         "events": [serialize.event_row(e) for e in events],
         "messages": [serialize.message_row(m) for m in messages],
     }
@@ -142,10 +153,8 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
             "file_filters": file_filters,
             "files_page": files,
             "coll_query": coll_query,
-            "next_files_query": file_filters.query(after=files.last_id, before=0) if files and files.has_next else None,
-            "previous_files_query": file_filters.query(before=files.first_id, after=0)
-            if files and files.has_previous
-            else None,
+            "next_files_query": _next_files_query(files, file_filters),
+            "previous_files_query": _previous_files_query(files, file_filters),
             "histogram_rows": [
                 {**row, "width": 100.0 * row["count"] / histogram_max if histogram_max else 0} for row in histogram
             ],
@@ -153,6 +162,7 @@ def request_detail(request: HttpRequest, request_id: str) -> HttpResponse:
             "page_sizes": PAGE_SIZES,
             "live": is_live(obj.status),
             "actions": ACTION_NAMES if may_act(request.user, obj) else (),
+            "worktype_view": _worktype_view(obj),
             "errors_list": _errors(obj, transforms, processings),
         },
         lambda: data,
@@ -175,6 +185,34 @@ def file_detail(request: HttpRequest, content_id: str) -> HttpResponse:
         "details": content.details,
     }
     return respond(request, "monitor/file_detail.html", {"content": content, "data": data}, lambda: data)
+
+
+def _next_files_query(files: selectors.FilePage | None, filters: FileFilters) -> str | None:
+    if not files or not files.has_next:
+        return None
+    if filters.search:
+        return filters.query(after_name=files.next_name)
+    return filters.query(after=files.last_id, before=0)
+
+
+def _previous_files_query(files: selectors.FilePage | None, filters: FileFilters) -> str | None:
+    """The page before (by id), or for a name search its start (a search pages forward only)."""
+    if not files or not files.has_previous:
+        return None
+    if filters.search:
+        return filters.query(after_name="")
+    return filters.query(before=files.first_id, after=0)
+
+
+def _worktype_view(obj) -> tuple[str, str] | None:
+    """The work type's own page for this request (title, URL), when it has one."""
+    if obj.request_type == RequestType.ACTIVE_LEARNING:
+        return "active-learning iterations", reverse("monitor:al_loop", args=[obj.pk])
+    if obj.request_type == RequestType.HYPER_PARAMETER_OPT:
+        return "HPO study", reverse("monitor:hpo_study", args=[obj.pk])
+    if obj.request_type == RequestType.STAGE_IN:
+        return "data carousel", reverse("monitor:carousel")
+    return None
 
 
 def _errors(obj, transforms, processings) -> list[dict[str, str]]:

@@ -312,7 +312,7 @@ def command_demo(extra: list[str]) -> int:
             time.sleep(0.5)
         if "--exit" in extra or os.environ.get("CI"):
             return code
-        log("demo done; the service keeps running. Ctrl-C stops it.")
+        log(f"demo done; its requests stay in the monitor at http://127.0.0.1:{port}/ . Ctrl-C stops the service.")
         processes.wait()
         return code
     except KeyboardInterrupt:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
-from requests_app.models import Content, Request
+from activelearning.models import Loop
+from requests_app.models import Collection, Content, Request
 from requests_app.models.statuses import RequestStatus
 
 from .browser import browser_page, in_thread, log_in, shot
-from .data import HOSTILE, campaign_request, hpo_study
+from .data import HOSTILE, al_iteration, al_loop, as_stagein, campaign_request, hpo_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,6 +37,10 @@ def campaign(user):
         campaign_request(owner=user, name=f"set.{number:02d}", files=60, processed=number) for number in range(30)
     ]
     hostile = campaign_request(owner=user, name=HOSTILE, files=5, processed=2)
+    al_loop(owner=user, iterations=4, batch=3, name="cut scan")
+    # Six of them stage from two tapes, their files landing over the last minutes (the carousel's curves).
+    for number, request in enumerate(requests[20:26]):
+        as_stagein(request, source="TAPE_A" if number % 2 else "TAPE_B", landed=[3 + number, 5, 8, 4 + number, 6])
     return requests, hostile
 
 
@@ -49,6 +55,45 @@ def test_hpo_study_page_plots_and_highlights_the_best_point(live_server, user):
         expect(page.locator("svg.plot circle.best")).to_have_count(2)
         expect(page.locator("h1 .name")).to_have_text(f"study {HOSTILE}")
         shot(page, "hpo_study")
+    assert alerts == []
+
+
+def test_active_learning_loop_updates_while_running_and_drills_into_an_iteration(live_server, user, settings):
+    settings.IDDS_MONITOR_REFRESH_SECONDS = 1
+    request = al_loop(owner=user, iterations=2, batch=2, finished=False)
+    base = live_server.url
+
+    def next_iteration_then_stop() -> None:
+        loop = Loop.objects.get(request=request)
+        al_iteration(loop, Collection.objects.get(request=request), 3, batch=2, last=True)
+        Loop.objects.filter(pk=loop.pk).update(
+            status=Loop.Status.FINISHED,
+            iteration=3,
+            stop_reason="the decision returned {}",
+            last_decision={},
+            finished_at=timezone.now(),
+        )
+        Request.objects.filter(pk=request.pk).update(status=RequestStatus.FINISHED)
+
+    with browser_page() as page:
+        alerts = _no_alerts(page)
+        page.goto(f"{base}/active-learning/")
+        page.click(f"#loop-table a[href='/active-learning/{request.pk}/']")
+        expect(page.locator("#iteration-table tbody tr")).to_have_count(2)
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        expect(page.locator("#loop-status")).to_have_attribute("data-status", "Running")
+        shot(page, "al_loop_running")
+        in_thread(next_iteration_then_stop)
+        # The page refreshes itself: the third iteration and the stop reason appear, then refreshing stops.
+        expect(page.locator("#iteration-table tbody tr")).to_have_count(3, timeout=20_000)
+        expect(page.locator("#loop-status")).to_have_attribute("data-status", "Finished")
+        expect(page.locator("#stop-reason")).to_contain_text("the decision returned {}")
+        expect(page.locator("body")).to_have_attribute("data-live", "0")
+        page.click("#iteration-table tr[data-iteration='3'] a")
+        expect(page.locator("#trial-table tbody tr")).to_have_count(2)
+        expect(page.locator("table.audit")).to_have_count(1)
+        expect(page.locator("table.audit pre")).to_contain_text(f"warning {HOSTILE}")
+        shot(page, "al_loop_iteration")
     assert alerts == []
 
 
@@ -68,6 +113,10 @@ def test_every_page_opens_and_shows_hostile_names_as_text(live_server, campaign)
             assert response.status == 200, url
             expect(page.locator("header.top .brand")).to_have_text("iDDS monitor")
             shot(page, f"page_{name}")
+            # Nothing runs off the 1,400 px window (every column of every table visible).
+            # (<main> scrolls sideways rather than the page, so measure it.)
+            scroll, client = page.evaluate("(m => [m.scrollWidth, m.clientWidth])(document.querySelector('main'))")
+            assert scroll <= client, (url, scroll, client)
         page.goto(f"{base}/requests/{hostile.pk}/")
         expect(page.locator("h1 .name")).to_have_text(f"mc23:{HOSTILE}")
         shot(page, "escaping_request_detail")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from requests_app.models import Collection, Content
+from monitor import selectors
+from requests_app.models import Collection, Content, Message
 from requests_app.models.statuses import CollectionRelationType, RequestStatus, RequestType
 
 from .data import HOSTILE, campaign_request
@@ -167,3 +168,72 @@ def test_stagein_figures_come_from_the_collection_holding_the_files(client: Clie
         }
     ]
     assert sources[0]["rate_files_per_s"] > 0
+
+
+def test_a_finished_source_has_no_rate_and_young_curves_start_from_zero(client: Client, user):
+    # given: a stage-in whose files all landed a moment ago, then the request finished
+    request = campaign_request(owner=user, name="tape.done", files=40, processed=40, status=RequestStatus.FINISHED)
+    request.request_type = RequestType.STAGE_IN
+    request.save(update_fields=["request_type"])
+    request.transforms.update(transform_type=RequestType.STAGE_IN, transform_metadata={"source": "TAPE_B"})
+    Message.objects.filter(request=request).update(num_contents=40)
+
+    # when
+    data = client.get("/carousel/", {"format": "json"}).json()
+
+    # then: no current rate (not its last files averaged over the window), nothing left
+    (source,) = data["sources"]
+    assert (source["source"], source["remaining_files"]) == ("TAPE_B", 0)
+    assert source["rate_files_per_s"] is None
+    assert source["eta_seconds"] is None
+    # A campaign seconds old is bucketed per second, and each curve rises from 0.
+    assert data["staged_over_time"]["bucket"] == "second"
+    curve = data["staged_over_time"]["requests"][str(request.pk)]
+    assert [files for _, files in curve] == [0, 40]
+    assert data["staged_over_time"]["campaign"][0][1] == 0
+
+
+def test_a_name_search_reads_bounded_windows_and_continues_further(client: Client, campaign, monkeypatch):
+    # given: windows of 12 names over ds.0.file00000 .. ds.0.file00029
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW", 12)
+    url = f"/requests/{campaign[0].pk}/"
+
+    # when / then: the first window holds two matches and is full, so the search goes on after it
+    first = client.get(url, {"format": "json", "fq": "file0001"}).json()
+    assert [row["name"] for row in first["files"]] == ["ds.0.file00010", "ds.0.file00011"]
+    assert first["files_next_name"] == first["files_searched_to"] == "ds.0.file00011"
+    second = client.get(url, {"format": "json", "fq": "file0001", "fafter": first["files_next_name"]}).json()
+    assert [row["name"] for row in second["files"]] == [f"ds.0.file000{n}" for n in range(12, 20)]
+    third = client.get(url, {"format": "json", "fq": "file0001", "fafter": second["files_next_name"]}).json()
+    assert third["files"] == []
+    assert third["files_next_name"] is None
+    page = client.get(url, {"fq": "file0001"}).content.decode()
+    assert "search further" in page
+
+
+def test_a_name_search_pages_by_name_and_takes_wildcards_literally(client: Client, campaign):
+    url = f"/requests/{campaign[0].pk}/"
+    page = client.get(url, {"format": "json", "fq": "file000", "fn": "10"}).json()
+    assert [row["name"] for row in page["files"]] == [f"ds.0.file0000{n}" for n in range(10)]
+    following = client.get(url, {"format": "json", "fq": "file000", "fn": "10", "fafter": page["files_next_name"]})
+    assert [row["name"] for row in following.json()["files"]] == [f"ds.0.file000{n}" for n in range(10, 20)]
+    assert client.get(url, {"format": "json", "fq": "file%1"}).json()["files"] == []
+    assert client.get(url, {"format": "json", "fq": "file_0001"}).json()["files"] == []
+    available = client.get(url, {"format": "json", "fq": "file0", "fstatus": "Available"}).json()
+    assert len(available["files"]) == 10
+
+
+def test_the_file_list_merges_statuses_in_id_order(client: Client, campaign):
+    """Files of every status, in id order, across pages (one index range per status merged)."""
+    request = campaign[1]
+    ids = sorted(Content.objects.filter(collection__request=request).values_list("id", flat=True))
+    Content.objects.filter(id__in=ids[::3]).update(status=3)
+    seen: list[int] = []
+    after = 0
+    while True:
+        data = client.get(f"/requests/{request.pk}/", {"format": "json", "fn": "10", "after": after}).json()
+        seen += [row["content_id"] for row in data["files"]]
+        if not data["files_next_after"]:
+            break
+        after = data["files_next_after"]
+    assert seen == ids

@@ -32,5 +32,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.MIGRATE_HEADING(step.title))
             call_command(step.command, *step.arguments, "--owner", owner.get_username(), stdout=self.stdout)
         self.stdout.write(
-            self.style.SUCCESS("Demo finished. Browse /api/v1/requests/ or /admin/ with the token above.")
+            self.style.SUCCESS(
+                "Demo finished. Look at it in the monitor (the URL above): the dashboard, /carousel/, /hpo/, "
+                "/active-learning/; or the API at /api/v1/requests/ and /admin/ with the token above."
+            )
         )
