@@ -65,9 +65,16 @@ def key(point: dict[str, Any]) -> str:
 
 
 def main(in_path: str, out_path: str) -> None:
-    """Tell the history, mark pending points as asked, ask for the new ones."""
+    """Read ``IN``, write the new points to ``OUT``."""
     with open(in_path) as handle:
         doc = json.load(handle)
+    points = propose(doc)
+    with open(out_path, "w") as handle:
+        json.dump(points, handle)
+
+
+def propose(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tell the history, mark pending points as asked, ask for the new ones."""
     settings = doc.get("nevergrad", {})
     param = parametrization(doc["opt_space"])
     # Seeded by (seed, history length) like the in-process generators: a generation re-seeded with the seed alone
@@ -96,8 +103,7 @@ def main(in_path: str, out_path: str) -> None:
             continue
         taken.add(key(value))
         points.append(value)
-    with open(out_path, "w") as handle:
-        json.dump(points, handle)
+    return points
 
 
 if __name__ == "__main__":
