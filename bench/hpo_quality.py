@@ -22,6 +22,7 @@ each peer at the same batch size.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
 import os
@@ -144,6 +145,9 @@ OURS: dict[str, tuple[str, dict[str, Any]]] = {
     "bayesian": ("bayesian", {}),
     "bayesian-standardize": ("bayesian", {"output_transform": "standardize"}),
     "bayesian-log": ("bayesian", {"output_transform": "log"}),
+    "bayesian-believer": ("bayesian", {"batch_strategy": "believer"}),
+    "bayesian-thompson": ("bayesian", {"batch_strategy": "thompson"}),
+    "bayesian-fantasies": ("bayesian", {"batch_strategy": "fantasies"}),
     "random": ("random", {}),
     "grid": ("grid", {}),
     "nevergrad": ("nevergrad", {}),
@@ -152,13 +156,22 @@ OURS: dict[str, tuple[str, dict[str, Any]]] = {
     "bayesopt-ei": ("bayesian", {"acquisition": "ei", "output_transform": "standardize"}),
 }
 OPTUNA = ("tpe", "gp")
+
+
+def ours(name: str) -> tuple[str, dict[str, Any]]:
+    """(method, options) of a benchmark name: one of ``OURS``, or ``nevergrad:<optimizer>`` for any optimiser."""
+    if name.startswith("nevergrad:"):
+        return "nevergrad", {"optimizer": name.split(":", 1)[1]}
+    return OURS[name]
+
+
 DEFAULT_GENERATORS = "bayesian,random,nevergrad,tpe,gp"
 #: Nevergrad runs in its own virtual environment as a subprocess (one per generation, ~2.5 s of interpreter start
 #: and imports): 50 of them per sequential run would dominate the benchmark, so it only runs at B >= this.
 NEVERGRAD_MIN_BATCH = 5
 #: Two points closer than this in every unit-cube column (a fraction of each parameter's range) are a close pair.
 CLOSE = 1e-3
-SLOW = ("gp", "nevergrad", "nevergrad-twopointsde", "bayesian", "bayesian-standardize", "bayesian-log")
+SLOW = ("gp", "nevergrad", "nevergrad-twopointsde", *(name for name in OURS if name.startswith("bayesian")))
 
 
 # --- runs ----------------------------------------------------------------------------------------------------
@@ -173,20 +186,35 @@ def close_pairs(space: SearchSpace, points: list[Point]) -> int:
     return int((gaps[np.triu_indices(len(points), 1)] < CLOSE).sum())
 
 
+#: One nevergrad interpreter per benchmark process and venv, shared by every run of that process.
+_NEVERGRAD_SERVERS: dict[str, subprocess.Popen] = {}
+
+
+def _close_nevergrad_servers() -> None:
+    for process in _NEVERGRAD_SERVERS.values():
+        if process.stdin is not None:
+            process.stdin.close()
+        process.wait(timeout=60)
+
+
 class _NevergradServer:
-    """The nevergrad generator with its runner kept in one interpreter for a whole study run (see
-    bench/nevergrad_serve.py): the same payload and output checks as ``NevergradGenerator.generate``, without a
-    sandboxed process start per generation."""
+    """The nevergrad generator with its runner kept in one interpreter (see bench/nevergrad_serve.py): the same
+    payload and output checks as ``NevergradGenerator.generate``, without a sandboxed process start (seconds of
+    interpreter start and imports) per generation."""
 
     def __init__(self, generator: Any) -> None:
         from hpo.nevergrad_env import ensure_venv
 
         self.generator = generator
-        python = ensure_venv(generator._venv)
-        serve = Path(__file__).resolve().parent / "nevergrad_serve.py"
-        self.process = subprocess.Popen(
-            [str(python), "-I", str(serve)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        python = str(ensure_venv(generator._venv))
+        if python not in _NEVERGRAD_SERVERS:
+            if not _NEVERGRAD_SERVERS:
+                atexit.register(_close_nevergrad_servers)
+            serve = Path(__file__).resolve().parent / "nevergrad_serve.py"
+            _NEVERGRAD_SERVERS[python] = subprocess.Popen(
+                [python, "-I", str(serve)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+        self.process = _NEVERGRAD_SERVERS[python]
 
     def generate(self, history: list, num_points: int, max_points: int) -> list[Point]:
         wanted = self.generator.budget(history, num_points, max_points)
@@ -201,30 +229,21 @@ class _NevergradServer:
             raise RuntimeError("the nevergrad server died (its stderr is above)")
         return self.generator.accept_output(json.loads(line), history, wanted)
 
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(timeout=60)
-
 
 def run_ours(name: str, problem: Problem, seed: int, evals: int, batch: int) -> tuple[float, list[Point]]:
     """Best loss found by one of our generators asked ``batch`` points at a time, and every point evaluated."""
-    method, options = OURS[name]
+    method, options = ours(name)
     space: SearchSpace = parse_space(problem.space)
     generator = generator_class(method)(space, seed=seed, options=options)
     if method == "nevergrad":
         generator = _NevergradServer(generator)
     history: list[tuple[Point, float | None]] = []
-    try:
-        while len(history) < evals:
-            points = generator.generate(history, batch, evals)
-            if not points:
-                break
-            # The whole batch is told at once, after every point of it was proposed: B parallel workers.
-            history.extend((p, problem.func(p)) for p in points)
-    finally:
-        if isinstance(generator, _NevergradServer):
-            generator.close()
+    while len(history) < evals:
+        points = generator.generate(history, batch, evals)
+        if not points:
+            break
+        # The whole batch is told at once, after every point of it was proposed: B parallel workers.
+        history.extend((p, problem.func(p)) for p in points)
     return min(loss for _, loss in history), [p for p, _ in history]
 
 
@@ -344,17 +363,19 @@ def _print_tables(names, functions, batches, medians, closes) -> dict[str, dict[
 
 
 def _load_results(paths: list[str]) -> list[dict[str, Any]]:
-    """Runs recorded by earlier invocations (one JSON object a line); a torn last line is skipped."""
-    rows = []
+    """Runs recorded by earlier invocations (one JSON object a line); a torn last line is skipped, and a run
+    recorded twice (the same generator, function, batch, seed and budget in two files) counts once."""
+    rows: dict[tuple, dict[str, Any]] = {}
     for path in paths:
         if not Path(path).exists():
             continue
         for line in Path(path).read_text().splitlines():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-    return rows
+            rows[(row["generator"], row["function"], row["batch"], row["seed"], row["evals"])] = row
+    return list(rows.values())
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Runs with the nevergrad venv's interpreter (``python -I bench/nevergrad_serve.py
 generation's input document (the runner's %IN), each line on stdout the points it proposes (the runner's %OUT).
 A study run by the service starts one sandboxed runner per generation (several seconds of interpreter start and
 imports on a loaded machine); the benchmark asks the same code hundreds of times, so it keeps one interpreter
-per study run instead. The proposals are the same: ``propose`` rebuilds the optimiser from the history each time.
+for all of them instead. The proposals are the same: ``propose`` rebuilds the optimiser from the history each time.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hpo" / "runners"))
 
+import numpy as np  # noqa: E402
 from nevergrad_runner import propose  # noqa: E402
 
 
@@ -25,7 +26,11 @@ def serve() -> None:
     sys.stdout = sys.stderr
     for line in sys.stdin:
         if line.strip():
-            answers.write(json.dumps(propose(json.loads(line))) + "\n")
+            doc = json.loads(line)
+            # The global generator too, for optimisers that draw from it: one interpreter serves many studies,
+            # and a generation must not depend on what the one before it drew.
+            np.random.seed([int(doc.get("nevergrad", {}).get("seed", 0)), len(doc["points"])])
+            answers.write(json.dumps(propose(doc)) + "\n")
             answers.flush()
 
 

@@ -69,6 +69,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         n_candidates: int = 2048,
         n_starts: int = 10,
         hyperparameter_samples: int = 1,
+        batch_strategy: str = "believer",
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -78,7 +79,12 @@ class LogExpectedImprovement(AcquisitionFunction):
         self.n_candidates = n_candidates
         self.n_starts = n_starts
         self.hyperparameter_samples = hyperparameter_samples
+        self.batch_strategy = batch_strategy
         self.seed = seed
+        #: Candidates each Thompson draw is evaluated at (a joint sample costs O(m^3) in their number).
+        self.thompson_candidates = 1024
+        #: Posterior draws at the pending points for ``batch_strategy="fantasies"``.
+        self.fantasies = 4
         self.pending: list[np.ndarray] = []
         self._best = 0.0
         self._model: MaternGP | None = None
@@ -166,6 +172,17 @@ class LogExpectedImprovement(AcquisitionFunction):
         rng = np.random.default_rng([self.seed, self._n_observed, len(self.pending)])
         self._models = []
         for sample in gp.hyperparameter_samples(self.hyperparameter_samples, rng):
+            if self.pending and self.batch_strategy == "fantasies":
+                # Sampled fantasies: each model believes one joint posterior draw at the pending points, and the
+                # acquisition averages EI over them (a Monte-Carlo estimate of the batch's expected improvement
+                # gained by the new point, the greedy step of q-EI).
+                pending = np.asarray(self.pending)
+                for _ in range(self.fantasies):
+                    model = copy.copy(sample)
+                    draw = sample.sample_joint(pending, rng) * sample._y_std + sample._y_mean
+                    model.condition_on(pending, draw)
+                    self._models.append(model)
+                continue
             model = copy.copy(sample)
             if self.pending:
                 # Kriging believer: each model believes its own mean at the pending points.
@@ -178,6 +195,8 @@ class LogExpectedImprovement(AcquisitionFunction):
         # all of its EI, and a batch collapses onto one spot.
         self._bests = [float(m._ys.max()) for m in self._models]
         self._best = self._bests[0]
+        if self.pending and self.batch_strategy == "thompson":
+            return self._thompson(rng, dim)
 
         uniform, local = self._candidates(rng, dim)
         candidates = np.array([self.snap(x) for x in np.vstack([uniform, local])])
@@ -213,4 +232,35 @@ class LogExpectedImprovement(AcquisitionFunction):
         for x in candidates[np.argsort(-scores)]:
             if not self.is_taken(x):
                 return x
+        return rng.random(dim)
+
+    def _thompson(self, rng: np.random.Generator, dim: int) -> np.ndarray:
+        """The best free candidate of one joint posterior sample (batch Thompson sampling, Kandasamy et al. 2018).
+
+        Used for the points proposed while others are pending. Each draw is a plausible loss surface; its optimum
+        lies where the model thinks the optimum may be, so a batch spreads over the plausible optima in proportion
+        to the model's belief: late in a study the draws cluster around the incumbent at the scale of the
+        model's uncertainty (parallel refinement), early on they scatter. The kriging-believer conditioning on the
+        pending points (above) lowers the variance there, so a draw rarely lands on one of them again.
+        """
+        model = self._model
+        n_uniform = self.thompson_candidates // 2
+        uniform = rng.random((n_uniform, dim))
+        order = np.argsort(-model._ys[: self._n_observed])[:5]
+        per = max((self.thompson_candidates - n_uniform) // (3 * len(order)), 1)
+        local = [
+            np.clip(model.X_train_[i] + rng.normal(0.0, scale, (per, dim)), 0.0, 1.0)
+            for i in order
+            for scale in (0.005, 0.03, 0.15)
+        ]
+        candidates = np.unique(np.array([self.snap(x) for x in np.vstack([uniform, *local])]), axis=0)
+        draw = model.sample_joint(candidates, rng)
+        for i in np.argsort(-draw):
+            x = candidates[i]
+            if not self.is_taken(x):
+                return x
+            if self.repair is not None:
+                moved = self.repair(x)
+                if moved is not None and not self.is_taken(self.snap(moved)):
+                    return self.snap(moved)
         return rng.random(dim)

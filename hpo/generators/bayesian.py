@@ -51,6 +51,8 @@ from hpo.generators.warping import OUTPUT_TRANSFORMS, transform_losses
 from hpo.space import Point
 
 ACQUISITIONS = ("logei", "ei", "ucb")
+#: How the log-EI acquisition proposes a point while others are pending (see the module docstring).
+BATCH_STRATEGIES = ("believer", "thompson", "fantasies")
 
 
 class BayesianGenerator(Generator):
@@ -69,12 +71,15 @@ class BayesianGenerator(Generator):
         "n_candidates": 2048,
         "n_starts": 10,
         "hyperparameter_samples": 1,
+        "batch_strategy": "believer",
     }
 
     def __init__(self, space, *, seed: int = 0, options=None) -> None:
         super().__init__(space, seed=seed, options=options)
         if self.options["acquisition"] not in ACQUISITIONS:
             raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {self.options['acquisition']!r}")
+        if self.options["batch_strategy"] not in BATCH_STRATEGIES:
+            raise ValueError(f"batch_strategy must be one of {BATCH_STRATEGIES}")
         if self.options["output_transform"] not in OUTPUT_TRANSFORMS:
             raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS}")
         if not 0.0 <= float(self.options["min_distance"]) < 0.5:
@@ -109,6 +114,7 @@ class BayesianGenerator(Generator):
                 n_candidates=options["n_candidates"],
                 n_starts=options["n_starts"],
                 hyperparameter_samples=options["hyperparameter_samples"],
+                batch_strategy=options["batch_strategy"],
                 seed=seed,
             )
         elif kind == "ei":
