@@ -148,6 +148,7 @@ OURS: dict[str, tuple[str, dict[str, Any]]] = {
     "bayesian-believer": ("bayesian", {"batch_strategy": "believer"}),
     "bayesian-thompson": ("bayesian", {"batch_strategy": "thompson"}),
     "bayesian-fantasies": ("bayesian", {"batch_strategy": "fantasies"}),
+    "bayesian-local": ("bayesian", {"batch_strategy": "local"}),
     "random": ("random", {}),
     "grid": ("grid", {}),
     "nevergrad": ("nevergrad", {}),

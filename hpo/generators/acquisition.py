@@ -85,6 +85,8 @@ class LogExpectedImprovement(AcquisitionFunction):
         self.thompson_candidates = 1024
         #: Posterior draws at the pending points for ``batch_strategy="fantasies"``.
         self.fantasies = 4
+        #: Half-width of the trust region of ``batch_strategy="local"`` for a length scale of average size.
+        self.trust_half_width = 0.15
         self.pending: list[np.ndarray] = []
         self._best = 0.0
         self._model: MaternGP | None = None
@@ -198,7 +200,12 @@ class LogExpectedImprovement(AcquisitionFunction):
         if self.pending and self.batch_strategy == "thompson":
             return self._thompson(rng, dim)
 
+        low, high = np.zeros(dim), np.ones(dim)
+        if self.pending and self.batch_strategy == "local":
+            low, high = self._trust_region()
         uniform, local = self._candidates(rng, dim)
+        uniform = low + uniform * (high - low)
+        local = np.clip(local, low, high)
         candidates = np.array([self.snap(x) for x in np.vstack([uniform, local])])
         scores = self._score(candidates)
         # Half the L-BFGS-B starts from the uniform candidates, half from those near the best points: ranking all
@@ -217,7 +224,7 @@ class LogExpectedImprovement(AcquisitionFunction):
                     start,
                     jac=True,
                     method="L-BFGS-B",
-                    bounds=[(0.0, 1.0)] * dim,
+                    bounds=list(zip(low, high, strict=True)),
                     options={"maxiter": 200},
                 )
             finals.insert(0, self.snap(result.x))
@@ -233,6 +240,15 @@ class LogExpectedImprovement(AcquisitionFunction):
             if not self.is_taken(x):
                 return x
         return rng.random(dim)
+
+    def _trust_region(self) -> tuple[np.ndarray, np.ndarray]:
+        """A box around the best observed point, its sides in proportion to the model's length scales (TuRBO's
+        shape, Eriksson et al. 2019): where the points of a batch after the first refine the incumbent."""
+        model = self._model
+        centre = model.X_train_[int(np.argmax(model._ys[: self._n_observed]))]
+        scales = model._lengthscales / math.exp(np.log(model._lengthscales).mean())
+        half = np.clip(self.trust_half_width * scales, 0.01, 0.5)
+        return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
     def _thompson(self, rng: np.random.Generator, dim: int) -> np.ndarray:
         """The best free candidate of one joint posterior sample (batch Thompson sampling, Kandasamy et al. 2018).

@@ -52,7 +52,7 @@ from hpo.space import Point
 
 ACQUISITIONS = ("logei", "ei", "ucb")
 #: How the log-EI acquisition proposes a point while others are pending (see the module docstring).
-BATCH_STRATEGIES = ("believer", "thompson", "fantasies")
+BATCH_STRATEGIES = ("believer", "thompson", "fantasies", "local")
 
 
 class BayesianGenerator(Generator):

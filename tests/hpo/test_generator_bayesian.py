@@ -243,6 +243,7 @@ def test_below_the_threshold_every_point_is_modelled():
         ({"output_transform": "cube"}, "output_transform"),
         ({"min_distance": 0.7}, "min_distance"),
         ({"max_model_points": 3}, "max_model_points"),
+        ({"batch_strategy": "liar"}, "batch_strategy"),
     ],
 )
 def test_it_refuses_bad_options(options, message):
@@ -264,3 +265,20 @@ def test_a_refused_point_is_moved_just_outside_the_exclusion_box():
     assert moved[0] == pytest.approx(0.501, abs=1e-8)
     assert moved[1] == pytest.approx(0.5001)
     assert not spacing.refuses({"x": float(moved[0]), "y": float(moved[1])})
+
+
+@pytest.mark.parametrize("strategy", ["believer", "thompson", "fantasies", "local"])
+def test_every_batch_strategy_keeps_a_batch_apart(strategy):
+    # given five evaluated points around a quadratic's minimum and one pending point
+    space = parse_space(SQUARE)
+    spots = [(0.1, 0.1), (0.9, 0.9), (0.2, 0.8), (0.6, 0.4), (0.35, 0.65)]
+    history = [({"x": x, "y": y}, quadratic({"x": x, "y": y})) for x, y in spots]
+    history.append(({"x": 0.31, "y": 0.69}, None))
+
+    # when
+    options = {"initial_design": 2, "batch_strategy": strategy}
+    points = BayesianGenerator(space, seed=4, options=options).generate(history, 5, 50)
+
+    # then
+    assert len(points) == 5
+    assert _cube_gaps(space, [p for p, _ in history] + points).min() >= 1e-3
