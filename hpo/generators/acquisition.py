@@ -69,7 +69,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         n_candidates: int = 2048,
         n_starts: int = 10,
         hyperparameter_samples: int = 1,
-        batch_strategy: str = "believer",
+        batch_strategy: str = "local",
         seed: int = 0,
     ) -> None:
         super().__init__()

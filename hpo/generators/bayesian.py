@@ -71,7 +71,7 @@ class BayesianGenerator(Generator):
         "n_candidates": 2048,
         "n_starts": 10,
         "hyperparameter_samples": 1,
-        "batch_strategy": "believer",
+        "batch_strategy": "local",
     }
 
     def __init__(self, space, *, seed: int = 0, options=None) -> None:
