@@ -88,6 +88,10 @@ class LogExpectedImprovement(AcquisitionFunction):
         #: Half-width of the trust region of ``batch_strategy="local"`` for a length scale of average size.
         self.trust_half_width = 0.15
         self.pending: list[np.ndarray] = []
+        #: Whether this point follows another of the same generation (set by the generator): ``"local"`` keeps the
+        #: first point of every generation global even when other workers' points are pending, so a study whose
+        #: stock is refilled while workers are busy still explores.
+        self.follows_in_generation = False
         self._best = 0.0
         self._model: MaternGP | None = None
 
@@ -201,7 +205,7 @@ class LogExpectedImprovement(AcquisitionFunction):
             return self._thompson(rng, dim)
 
         low, high = np.zeros(dim), np.ones(dim)
-        if self.pending and self.batch_strategy == "local":
+        if self.follows_in_generation and self.batch_strategy == "local":
             low, high = self._trust_region()
         uniform, local = self._candidates(rng, dim)
         uniform = low + uniform * (high - low)
