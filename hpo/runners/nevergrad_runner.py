@@ -53,6 +53,21 @@ def plain(value: Any) -> Any:
     return value
 
 
+def within_bounds(point: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``point`` with every number clipped to its parameter's bounds.
+
+    A log-scale parameter comes back as ``exp`` of a value inside its log bounds, which can land a rounding error
+    outside them (0.10000000000000002 for an upper bound of 0.1): the study would refuse the whole generation.
+    """
+    for name, spec in space.items():
+        if "low" not in spec or "high" not in spec:
+            continue
+        low, high = spec["low"], spec["high"]
+        value = point[name]
+        point[name] = [min(max(v, low), high) for v in value] if isinstance(value, list) else min(max(value, low), high)
+    return point
+
+
 def key(point: dict[str, Any]) -> str:
     """Identity of a point for duplicate checks (12 significant digits, like hpo.space.SearchSpace.key)."""
 
@@ -98,7 +113,7 @@ def propose(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for _ in range(wanted * ASKS_PER_POINT):
         if len(points) == wanted:
             break
-        value = plain(optimizer.ask().value)
+        value = within_bounds(plain(optimizer.ask().value), doc["opt_space"])
         if key(value) in taken:
             continue
         taken.add(key(value))
