@@ -363,6 +363,31 @@ def _print_tables(names, functions, batches, medians, closes) -> dict[str, dict[
     return ratios
 
 
+def _markdown(names, functions, batches, medians, counts, closes, seeds) -> str:
+    """One markdown table: a row per function and generator, a column per batch size: the median, the number of
+    runs where fewer than ``seeds`` finished, and the close pairs summed over the runs where there were any."""
+    lines = [
+        "| function | generator | " + " | ".join(f"B = {b}" for b in batches) + " |",
+        "|---|---|" + "---|" * len(batches),
+    ]
+    for f in functions:
+        for n in names:
+            cells = []
+            for b in batches:
+                key = f"B{b}"
+                if key in medians[n][f]:
+                    runs, close = counts[n][f][key], closes[n][f][key]
+                    cells.append(
+                        f"{medians[n][f][key]:.3g}"
+                        + (f" ({runs} runs)" if runs < seeds else "")
+                        + (f", {close} close" if close else "")
+                    )
+                else:
+                    cells.append("")
+            lines.append(f"| {f} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _load_results(paths: list[str]) -> list[dict[str, Any]]:
     """Runs recorded by earlier invocations (one JSON object a line); a torn last line is skipped, and a run
     recorded twice (the same generator, function, batch, seed and budget in two files) counts once."""
@@ -401,6 +426,7 @@ def main() -> None:
     parser.add_argument(
         "--report", default="", help="comma list of --results files: print the tables and JSON from them, run nothing"
     )
+    parser.add_argument("--markdown", action="store_true", help="also print the medians as one markdown table")
     parser.add_argument(
         "--timing", default="", help="comma list of history sizes: time 10 bayesian points after each, then stop"
     )
@@ -459,6 +485,8 @@ def main() -> None:
     counts = {n: {f: {b: len(r) for b, r in regrets[n][f].items()} for f in functions} for n in names}
     print(f"median final regret, {args.evals} evaluations, {args.seeds} seeds, batch sizes {batches}")
     ratios = _print_tables(names, functions, batches, medians, close)
+    if args.markdown:
+        print("\n" + _markdown(names, functions, batches, medians, counts, close, args.seeds))
     print("\ncpu seconds: " + ", ".join(f"{n}={s:.0f}" for n, s in seconds.items()))
     summary = {
         "evals": args.evals,
