@@ -70,6 +70,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         n_starts: int = 10,
         hyperparameter_samples: int = 1,
         batch_strategy: str = "local",
+        whole_range_columns: np.ndarray | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -80,6 +81,9 @@ class LogExpectedImprovement(AcquisitionFunction):
         self.n_starts = n_starts
         self.hyperparameter_samples = hyperparameter_samples
         self.batch_strategy = batch_strategy
+        #: Cube columns the trust region does not narrow: the one-hot columns of categories, where "near" means
+        #: nothing and a box around the incumbent would pin every later point of a batch to its category.
+        self.whole_range_columns = whole_range_columns
         self.seed = seed
         #: Candidates each Thompson draw is evaluated at (a joint sample costs O(m^3) in their number).
         self.thompson_candidates = 1024
@@ -252,7 +256,10 @@ class LogExpectedImprovement(AcquisitionFunction):
         centre = model.X_train_[int(np.argmax(model._ys[: self._n_observed]))]
         scales = model._lengthscales / math.exp(np.log(model._lengthscales).mean())
         half = np.clip(self.trust_half_width * scales, 0.01, 0.5)
-        return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+        low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+        if self.whole_range_columns is not None:
+            low[self.whole_range_columns], high[self.whole_range_columns] = 0.0, 1.0
+        return low, high
 
     def _thompson(self, rng: np.random.Generator, dim: int) -> np.ndarray:
         """The best free candidate of one joint posterior sample (batch Thompson sampling, Kandasamy et al. 2018).

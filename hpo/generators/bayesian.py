@@ -25,7 +25,8 @@ How bayes-opt is used, and what this module adds around it:
 * Batches (``batch_strategy``): each point of a generation is pending for the next one, and the log-EI
   acquisition conditions the GP on its own mean there (kriging believer) *and* counts that fantasy as the
   incumbent to beat. With ``"local"`` (the default) every point of a generation after its first is sought in a
-  trust region around the best point so far, a box whose sides follow the model's length scales (TuRBO's shape):
+  trust region around the best point so far, a box whose sides follow the model's length scales (TuRBO's shape;
+  categories are left free, so a batch is not pinned to the incumbent's category):
   the first point of a generation is the global log-EI optimum, the others refine the incumbent in parallel,
   which is what a sequential run spends most of its late evaluations on. ``"believer"`` searches the whole cube
   for every point (the fantasies push the later points of a batch away, i.e. exploring); ``"thompson"`` takes
@@ -55,7 +56,7 @@ from hpo.generators.base import Generator, GeneratorError, History
 from hpo.generators.gp import MaternGP
 from hpo.generators.spacing import PointSpacing
 from hpo.generators.warping import OUTPUT_TRANSFORMS, transform_losses
-from hpo.space import Point
+from hpo.space import CATEGORICAL, Point
 
 ACQUISITIONS = ("logei", "ei", "ucb")
 #: How the log-EI acquisition proposes a point while others are pending (see the module docstring).
@@ -96,6 +97,10 @@ class BayesianGenerator(Generator):
         dim = space.cube_dim
         self.initial_design = int(self.options["initial_design"] or min(10, max(4, 2 * dim)))
         self._continuous = all(p.kind == "float" for p in space.params)
+        # One-hot columns of categorical parameters (the trust region leaves them whole).
+        self._category_columns = np.concatenate(
+            [np.full(p.cube_width, p.kind == CATEGORICAL and p.cube_width == len(p.choices)) for p in space.params]
+        )
         # Zero-padded so that any ordering bayes-opt applies to the keys is the cube's column order.
         self._keys = [f"x{i:04d}" for i in range(dim)]
 
@@ -122,6 +127,7 @@ class BayesianGenerator(Generator):
                 n_starts=options["n_starts"],
                 hyperparameter_samples=options["hyperparameter_samples"],
                 batch_strategy=options["batch_strategy"],
+                whole_range_columns=self._category_columns,
                 seed=seed,
             )
         elif kind == "ei":

@@ -318,3 +318,15 @@ def test_the_later_points_of_a_generation_refine_around_the_best_point():
     later = np.array([space.encode(p) for p in points[1:]])
     assert len(points) == 4
     assert np.abs(later - best).max() <= 0.5
+
+
+def test_the_trust_region_leaves_categories_free(mixed_space):
+    # given a space with a log float, an int and a two-way category (one-hot columns)
+    generator = BayesianGenerator(mixed_space, seed=0)
+    acquisition = generator._optimizer([], PointSpacing(mixed_space, [], 1e-3)).acquisition_function
+
+    # when
+    columns = acquisition.whole_range_columns
+
+    # then only the category's columns are left whole: a batch is not pinned to the incumbent's category
+    assert columns.tolist() == [False, False, True, True]
