@@ -67,7 +67,7 @@ class BayesianGenerator(Generator):
     """GP-based proposals via bayes-opt ask/tell (see the module docstring for the choices made)."""
 
     name = "bayesian"
-    version = "3"
+    version = "4"
     default_options: ClassVar[dict[str, Any]] = {
         "acquisition": "logei",
         "output_transform": "power",
