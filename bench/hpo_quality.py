@@ -22,9 +22,11 @@ each peer at the same batch size.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -143,6 +145,10 @@ OURS: dict[str, tuple[str, dict[str, Any]]] = {
     "bayesian": ("bayesian", {}),
     "bayesian-standardize": ("bayesian", {"output_transform": "standardize"}),
     "bayesian-log": ("bayesian", {"output_transform": "log"}),
+    "bayesian-believer": ("bayesian", {"batch_strategy": "believer"}),
+    "bayesian-thompson": ("bayesian", {"batch_strategy": "thompson"}),
+    "bayesian-fantasies": ("bayesian", {"batch_strategy": "fantasies"}),
+    "bayesian-local": ("bayesian", {"batch_strategy": "local"}),
     "random": ("random", {}),
     "grid": ("grid", {}),
     "nevergrad": ("nevergrad", {}),
@@ -151,13 +157,22 @@ OURS: dict[str, tuple[str, dict[str, Any]]] = {
     "bayesopt-ei": ("bayesian", {"acquisition": "ei", "output_transform": "standardize"}),
 }
 OPTUNA = ("tpe", "gp")
+
+
+def ours(name: str) -> tuple[str, dict[str, Any]]:
+    """(method, options) of a benchmark name: one of ``OURS``, or ``nevergrad:<optimizer>`` for any optimiser."""
+    if name.startswith("nevergrad:"):
+        return "nevergrad", {"optimizer": name.split(":", 1)[1]}
+    return OURS[name]
+
+
 DEFAULT_GENERATORS = "bayesian,random,nevergrad,tpe,gp"
 #: Nevergrad runs in its own virtual environment as a subprocess (one per generation, ~2.5 s of interpreter start
 #: and imports): 50 of them per sequential run would dominate the benchmark, so it only runs at B >= this.
 NEVERGRAD_MIN_BATCH = 5
 #: Two points closer than this in every unit-cube column (a fraction of each parameter's range) are a close pair.
 CLOSE = 1e-3
-SLOW = ("gp", "nevergrad", "nevergrad-twopointsde", "bayesian", "bayesian-standardize", "bayesian-log")
+SLOW = ("gp", "nevergrad", "nevergrad-twopointsde", *(name for name in OURS if name.startswith("bayesian")))
 
 
 # --- runs ----------------------------------------------------------------------------------------------------
@@ -172,11 +187,57 @@ def close_pairs(space: SearchSpace, points: list[Point]) -> int:
     return int((gaps[np.triu_indices(len(points), 1)] < CLOSE).sum())
 
 
+#: One nevergrad interpreter per benchmark process and venv, shared by every run of that process.
+_NEVERGRAD_SERVERS: dict[str, subprocess.Popen] = {}
+
+
+def _close_nevergrad_servers() -> None:
+    for process in _NEVERGRAD_SERVERS.values():
+        if process.stdin is not None:
+            process.stdin.close()
+        process.wait(timeout=60)
+
+
+class _NevergradServer:
+    """The nevergrad generator with its runner kept in one interpreter (see bench/nevergrad_serve.py): the same
+    payload and output checks as ``NevergradGenerator.generate``, without a sandboxed process start (seconds of
+    interpreter start and imports) per generation."""
+
+    def __init__(self, generator: Any) -> None:
+        from hpo.nevergrad_env import ensure_venv
+
+        self.generator = generator
+        python = str(ensure_venv(generator._venv))
+        if python not in _NEVERGRAD_SERVERS:
+            if not _NEVERGRAD_SERVERS:
+                atexit.register(_close_nevergrad_servers)
+            serve = Path(__file__).resolve().parent / "nevergrad_serve.py"
+            _NEVERGRAD_SERVERS[python] = subprocess.Popen(
+                [python, "-I", str(serve)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+        self.process = _NEVERGRAD_SERVERS[python]
+
+    def generate(self, history: list, num_points: int, max_points: int) -> list[Point]:
+        wanted = self.generator.budget(history, num_points, max_points)
+        if wanted == 0:
+            return []
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(json.dumps(self.generator.payload(history, wanted, num_points, max_points)) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the nevergrad server died (its stderr is above)")
+        return self.generator.accept_output(json.loads(line), history, wanted)
+
+
 def run_ours(name: str, problem: Problem, seed: int, evals: int, batch: int) -> tuple[float, list[Point]]:
     """Best loss found by one of our generators asked ``batch`` points at a time, and every point evaluated."""
-    method, options = OURS[name]
+    method, options = ours(name)
     space: SearchSpace = parse_space(problem.space)
     generator = generator_class(method)(space, seed=seed, options=options)
+    if method == "nevergrad":
+        generator = _NevergradServer(generator)
     history: list[tuple[Point, float | None]] = []
     while len(history) < evals:
         points = generator.generate(history, batch, evals)
@@ -265,8 +326,9 @@ def _jobs(args: argparse.Namespace, names: list[str], functions: list[str], batc
         for s in range(args.seeds)
         if not (n.startswith("nevergrad") and b < NEVERGRAD_MIN_BATCH)
     ]
-    # Slow runs first so the pool does not end on one long straggler.
-    jobs.sort(key=lambda job: (job[0] not in SLOW, job[2]))
+    # Seed by seed, so that an interrupted run has every cell for its first seeds; within a seed, slow runs first
+    # so the pool does not end on one long straggler.
+    jobs.sort(key=lambda job: (job[3], job[0] not in SLOW, job[2]))
     return jobs
 
 
@@ -301,6 +363,47 @@ def _print_tables(names, functions, batches, medians, closes) -> dict[str, dict[
     return ratios
 
 
+def _markdown(names, functions, batches, medians, counts, closes, seeds) -> str:
+    """One markdown table: a row per function and generator, a column per batch size: the median, the number of
+    runs where fewer than ``seeds`` finished, and the close pairs summed over the runs where there were any."""
+    lines = [
+        "| function | generator | " + " | ".join(f"B = {b}" for b in batches) + " |",
+        "|---|---|" + "---|" * len(batches),
+    ]
+    for f in functions:
+        for n in names:
+            cells = []
+            for b in batches:
+                key = f"B{b}"
+                if key in medians[n][f]:
+                    runs, close = counts[n][f][key], closes[n][f][key]
+                    cells.append(
+                        f"{medians[n][f][key]:.3g}"
+                        + (f" ({runs} runs)" if runs < seeds else "")
+                        + (f", {close} close" if close else "")
+                    )
+                else:
+                    cells.append("")
+            lines.append(f"| {f} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _load_results(paths: list[str]) -> list[dict[str, Any]]:
+    """Runs recorded by earlier invocations (one JSON object a line); a torn last line is skipped, and a run
+    recorded twice (the same generator, function, batch, seed and budget in two files) counts once."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for path in paths:
+        if not Path(path).exists():
+            continue
+        for line in Path(path).read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            rows[(row["generator"], row["function"], row["batch"], row["seed"], row["evals"])] = row
+    return list(rows.values())
+
+
 def main() -> None:
     """Run every (generator, function, batch, seed), print tables and the JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -315,6 +418,16 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
+        "--results",
+        default="",
+        help="JSON-lines file: each finished run is appended at once, and runs already in it are not run again "
+        "(an interrupted benchmark resumes where it stopped)",
+    )
+    parser.add_argument(
+        "--report", default="", help="comma list of --results files: print the tables and JSON from them, run nothing"
+    )
+    parser.add_argument("--markdown", action="store_true", help="also print the medians as one markdown table")
+    parser.add_argument(
         "--timing", default="", help="comma list of history sizes: time 10 bayesian points after each, then stop"
     )
     args = parser.parse_args()
@@ -325,31 +438,62 @@ def main() -> None:
     names = args.generators.split(",")
     functions = args.functions.split(",")
     batches = [int(b) for b in args.batches.split(",")]
+    started = time.perf_counter()
+    rows = _load_results(args.report.split(",") if args.report else [args.results] if args.results else [])
+    done_keys = {(r["generator"], r["function"], r["batch"], r["seed"], r["evals"]) for r in rows}
+    jobs = [] if args.report else [job for job in _jobs(args, names, functions, batches) if job not in done_keys]
+    if jobs:
+        sink = open(args.results, "a") if args.results else None  # noqa: SIM115 — appended to as runs finish
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_one, job) for job in jobs]
+            for done, future in enumerate(as_completed(futures), 1):
+                name, function, batch, seed, regret, pairs, spent = future.result()
+                row = {
+                    "generator": name,
+                    "function": function,
+                    "batch": batch,
+                    "seed": seed,
+                    "evals": args.evals,
+                    "regret": regret,
+                    "close_pairs": pairs,
+                    "seconds": round(spent, 2),
+                }
+                rows.append(row)
+                if sink is not None:
+                    sink.write(json.dumps(row) + "\n")
+                    sink.flush()
+                # Progress on stderr: a full run takes a while on a shared machine.
+                progress = f"[{done}/{len(jobs)}] {name} {function} B={batch} seed={seed}: regret {regret:.3g}"
+                print(progress, file=sys.stderr)
+        if sink is not None:
+            sink.close()
+    wall = time.perf_counter() - started
+
     regrets: dict[str, dict[str, dict[str, list[float]]]] = {n: {f: {} for f in functions} for n in names}
     close: dict[str, dict[str, dict[str, int]]] = {n: {f: {} for f in functions} for n in names}
     seconds: dict[str, float] = dict.fromkeys(names, 0.0)
-    started = time.perf_counter()
-    jobs = _jobs(args, names, functions, batches)
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, job) for job in jobs]
-        for done, future in enumerate(as_completed(futures), 1):
-            name, function, batch, seed, regret, pairs, spent = future.result()
-            # Progress on stderr: a full run takes a while on a shared machine.
-            print(f"[{done}/{len(jobs)}] {name} {function} B={batch} seed={seed}: regret {regret:.3g}", file=sys.stderr)
-            regrets[name][function].setdefault(f"B{batch}", []).append(regret)
-            close[name][function][f"B{batch}"] = close[name][function].get(f"B{batch}", 0) + pairs
-            seconds[name] += spent
-    wall = time.perf_counter() - started
-
+    for row in rows:
+        name, function, batch = row["generator"], row["function"], row["batch"]
+        if name not in names or function not in functions or batch not in batches or row["seed"] >= args.seeds:
+            continue
+        if row["evals"] != args.evals:
+            continue
+        regrets[name][function].setdefault(f"B{batch}", []).append(row["regret"])
+        close[name][function][f"B{batch}"] = close[name][function].get(f"B{batch}", 0) + row["close_pairs"]
+        seconds[name] += row["seconds"]
     medians = {n: {f: {b: float(np.median(r)) for b, r in regrets[n][f].items()} for f in functions} for n in names}
+    counts = {n: {f: {b: len(r) for b, r in regrets[n][f].items()} for f in functions} for n in names}
     print(f"median final regret, {args.evals} evaluations, {args.seeds} seeds, batch sizes {batches}")
     ratios = _print_tables(names, functions, batches, medians, close)
+    if args.markdown:
+        print("\n" + _markdown(names, functions, batches, medians, counts, close, args.seeds))
     print("\ncpu seconds: " + ", ".join(f"{n}={s:.0f}" for n, s in seconds.items()))
     summary = {
         "evals": args.evals,
         "seeds": args.seeds,
         "batches": batches,
         "median_regret": medians,
+        "runs": counts,
         "close_pairs": close,
         "ratios": ratios,
         "cpu_seconds": {n: round(s, 1) for n, s in seconds.items()},

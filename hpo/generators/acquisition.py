@@ -69,6 +69,8 @@ class LogExpectedImprovement(AcquisitionFunction):
         n_candidates: int = 2048,
         n_starts: int = 10,
         hyperparameter_samples: int = 1,
+        batch_strategy: str = "local",
+        whole_range_columns: np.ndarray | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -78,8 +80,22 @@ class LogExpectedImprovement(AcquisitionFunction):
         self.n_candidates = n_candidates
         self.n_starts = n_starts
         self.hyperparameter_samples = hyperparameter_samples
+        self.batch_strategy = batch_strategy
+        #: Cube columns the trust region does not narrow: the one-hot columns of categories, where "near" means
+        #: nothing and a box around the incumbent would pin every later point of a batch to its category.
+        self.whole_range_columns = whole_range_columns
         self.seed = seed
+        #: Candidates each Thompson draw is evaluated at (a joint sample costs O(m^3) in their number).
+        self.thompson_candidates = 1024
+        #: Posterior draws at the pending points for ``batch_strategy="fantasies"``.
+        self.fantasies = 4
+        #: Half-width of the trust region of ``batch_strategy="local"`` for a length scale of average size.
+        self.trust_half_width = 0.15
         self.pending: list[np.ndarray] = []
+        #: Whether this point follows another of the same generation (set by the generator): ``"local"`` keeps the
+        #: first point of every generation global even when other workers' points are pending, so a study whose
+        #: stock is refilled while workers are busy still explores.
+        self.follows_in_generation = False
         self._best = 0.0
         self._model: MaternGP | None = None
 
@@ -166,6 +182,17 @@ class LogExpectedImprovement(AcquisitionFunction):
         rng = np.random.default_rng([self.seed, self._n_observed, len(self.pending)])
         self._models = []
         for sample in gp.hyperparameter_samples(self.hyperparameter_samples, rng):
+            if self.pending and self.batch_strategy == "fantasies":
+                # Sampled fantasies: each model believes one joint posterior draw at the pending points, and the
+                # acquisition averages EI over them (a Monte-Carlo estimate of the batch's expected improvement
+                # gained by the new point, the greedy step of q-EI).
+                pending = np.asarray(self.pending)
+                for _ in range(self.fantasies):
+                    model = copy.copy(sample)
+                    draw = sample.sample_joint(pending, rng) * sample._y_std + sample._y_mean
+                    model.condition_on(pending, draw)
+                    self._models.append(model)
+                continue
             model = copy.copy(sample)
             if self.pending:
                 # Kriging believer: each model believes its own mean at the pending points.
@@ -178,8 +205,15 @@ class LogExpectedImprovement(AcquisitionFunction):
         # all of its EI, and a batch collapses onto one spot.
         self._bests = [float(m._ys.max()) for m in self._models]
         self._best = self._bests[0]
+        if self.pending and self.batch_strategy == "thompson":
+            return self._thompson(rng, dim)
 
+        low, high = np.zeros(dim), np.ones(dim)
+        if self.follows_in_generation and self.batch_strategy == "local":
+            low, high = self._trust_region()
         uniform, local = self._candidates(rng, dim)
+        uniform = low + uniform * (high - low)
+        local = np.clip(local, low, high)
         candidates = np.array([self.snap(x) for x in np.vstack([uniform, local])])
         scores = self._score(candidates)
         # Half the L-BFGS-B starts from the uniform candidates, half from those near the best points: ranking all
@@ -198,7 +232,7 @@ class LogExpectedImprovement(AcquisitionFunction):
                     start,
                     jac=True,
                     method="L-BFGS-B",
-                    bounds=[(0.0, 1.0)] * dim,
+                    bounds=list(zip(low, high, strict=True)),
                     options={"maxiter": 200},
                 )
             finals.insert(0, self.snap(result.x))
@@ -213,4 +247,47 @@ class LogExpectedImprovement(AcquisitionFunction):
         for x in candidates[np.argsort(-scores)]:
             if not self.is_taken(x):
                 return x
+        return rng.random(dim)
+
+    def _trust_region(self) -> tuple[np.ndarray, np.ndarray]:
+        """A box around the best observed point, its sides in proportion to the model's length scales (TuRBO's
+        shape, Eriksson et al. 2019): where the points of a batch after the first refine the incumbent."""
+        model = self._model
+        centre = model.X_train_[int(np.argmax(model._ys[: self._n_observed]))]
+        scales = model._lengthscales / math.exp(np.log(model._lengthscales).mean())
+        half = np.clip(self.trust_half_width * scales, 0.01, 0.5)
+        low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+        if self.whole_range_columns is not None:
+            low[self.whole_range_columns], high[self.whole_range_columns] = 0.0, 1.0
+        return low, high
+
+    def _thompson(self, rng: np.random.Generator, dim: int) -> np.ndarray:
+        """The best free candidate of one joint posterior sample (batch Thompson sampling, Kandasamy et al. 2018).
+
+        Used for the points proposed while others are pending. Each draw is a plausible loss surface; its optimum
+        lies where the model thinks the optimum may be, so a batch spreads over the plausible optima in proportion
+        to the model's belief: late in a study the draws cluster around the incumbent at the scale of the
+        model's uncertainty (parallel refinement), early on they scatter. The kriging-believer conditioning on the
+        pending points (above) lowers the variance there, so a draw rarely lands on one of them again.
+        """
+        model = self._model
+        n_uniform = self.thompson_candidates // 2
+        uniform = rng.random((n_uniform, dim))
+        order = np.argsort(-model._ys[: self._n_observed])[:5]
+        per = max((self.thompson_candidates - n_uniform) // (3 * len(order)), 1)
+        local = [
+            np.clip(model.X_train_[i] + rng.normal(0.0, scale, (per, dim)), 0.0, 1.0)
+            for i in order
+            for scale in (0.005, 0.03, 0.15)
+        ]
+        candidates = np.unique(np.array([self.snap(x) for x in np.vstack([uniform, *local])]), axis=0)
+        draw = model.sample_joint(candidates, rng)
+        for i in np.argsort(-draw):
+            x = candidates[i]
+            if not self.is_taken(x):
+                return x
+            if self.repair is not None:
+                moved = self.repair(x)
+                if moved is not None and not self.is_taken(self.snap(moved)):
+                    return self.snap(moved)
         return rng.random(dim)

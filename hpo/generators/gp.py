@@ -227,6 +227,26 @@ class MaternGP:
         var = np.maximum(self._signal - (v * v).sum(0), 1e-12)
         return mean, np.sqrt(var)
 
+    def sample_joint(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One draw of the standardised posterior at the rows of ``X``, jointly (their correlations kept)."""
+        k, _ = _matern52(self._distance(X, self.X_train_))
+        Ks = self._signal * k
+        mean = Ks @ self._alpha
+        v = solve_triangular(self._L, Ks.T, lower=True)
+        kxx, _ = _matern52(self._distance(X, X))
+        cov = self._signal * kxx - v.T @ v
+        jitter = 1e-8 * self._signal
+        for _ in range(6):
+            try:
+                root = cholesky(cov + jitter * np.eye(len(X)), lower=True)
+                break
+            except np.linalg.LinAlgError:
+                jitter *= 10.0
+        else:
+            # Numerically hopeless: independent draws at each row keep the proposal sensible.
+            return mean + np.sqrt(np.maximum(np.diag(cov), 1e-12)) * rng.standard_normal(len(X))
+        return mean + root @ rng.standard_normal(len(X))
+
     def predict_with_gradients(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Standardised mean and std at ``X`` (m x D) and their gradients (m x D each)."""
         delta = X[:, None, :] - self.X_train_[None, :, :]

@@ -88,12 +88,9 @@ class NevergradGenerator(ProgramGenerator):
         dimension = sum(p.size for p in self.space.params)
         return default_optimizer(int(max_points), dimension, int(batch))
 
-    def generate(self, history: History, num_points: int, max_points: int) -> list[Point]:
-        """One run of the runner in the nevergrad venv."""
-        wanted = self.budget(history, num_points, max_points)
-        if wanted == 0:
-            return []
-        payload = {
+    def payload(self, history: History, wanted: int, num_points: int, max_points: int) -> dict[str, Any]:
+        """The runner's input document for one generation of ``wanted`` points."""
+        return {
             "points": [[point, loss] for point, loss in history],
             "opt_space": self.space.to_native(),
             "num_points": wanted,
@@ -104,5 +101,12 @@ class NevergradGenerator(ProgramGenerator):
                 "budget": max_points,
             },
         }
+
+    def generate(self, history: History, num_points: int, max_points: int) -> list[Point]:
+        """One run of the runner in the nevergrad venv."""
+        wanted = self.budget(history, num_points, max_points)
+        if wanted == 0:
+            return []
+        payload = self.payload(history, wanted, num_points, max_points)
         output = run_program(self._spec(), payload, num_points=wanted, max_points=max_points)
         return self.accept_output(output, history, wanted)

@@ -53,6 +53,21 @@ def plain(value: Any) -> Any:
     return value
 
 
+def within_bounds(point: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``point`` with every number clipped to its parameter's bounds.
+
+    A log-scale parameter comes back as ``exp`` of a value inside its log bounds, which can land a rounding error
+    outside them (0.10000000000000002 for an upper bound of 0.1): the study would refuse the whole generation.
+    """
+    for name, spec in space.items():
+        if "low" not in spec or "high" not in spec:
+            continue
+        low, high = spec["low"], spec["high"]
+        value = point[name]
+        point[name] = [min(max(v, low), high) for v in value] if isinstance(value, list) else min(max(value, low), high)
+    return point
+
+
 def key(point: dict[str, Any]) -> str:
     """Identity of a point for duplicate checks (12 significant digits, like hpo.space.SearchSpace.key)."""
 
@@ -65,9 +80,16 @@ def key(point: dict[str, Any]) -> str:
 
 
 def main(in_path: str, out_path: str) -> None:
-    """Tell the history, mark pending points as asked, ask for the new ones."""
+    """Read ``IN``, write the new points to ``OUT``."""
     with open(in_path) as handle:
         doc = json.load(handle)
+    points = propose(doc)
+    with open(out_path, "w") as handle:
+        json.dump(points, handle)
+
+
+def propose(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tell the history, mark pending points as asked, ask for the new ones."""
     settings = doc.get("nevergrad", {})
     param = parametrization(doc["opt_space"])
     # Seeded by (seed, history length) like the in-process generators: a generation re-seeded with the seed alone
@@ -91,13 +113,12 @@ def main(in_path: str, out_path: str) -> None:
     for _ in range(wanted * ASKS_PER_POINT):
         if len(points) == wanted:
             break
-        value = plain(optimizer.ask().value)
+        value = within_bounds(plain(optimizer.ask().value), doc["opt_space"])
         if key(value) in taken:
             continue
         taken.add(key(value))
         points.append(value)
-    with open(out_path, "w") as handle:
-        json.dump(points, handle)
+    return points
 
 
 if __name__ == "__main__":

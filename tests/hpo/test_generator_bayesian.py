@@ -243,6 +243,7 @@ def test_below_the_threshold_every_point_is_modelled():
         ({"output_transform": "cube"}, "output_transform"),
         ({"min_distance": 0.7}, "min_distance"),
         ({"max_model_points": 3}, "max_model_points"),
+        ({"batch_strategy": "liar"}, "batch_strategy"),
     ],
 )
 def test_it_refuses_bad_options(options, message):
@@ -264,3 +265,68 @@ def test_a_refused_point_is_moved_just_outside_the_exclusion_box():
     assert moved[0] == pytest.approx(0.501, abs=1e-8)
     assert moved[1] == pytest.approx(0.5001)
     assert not spacing.refuses({"x": float(moved[0]), "y": float(moved[1])})
+
+
+@pytest.mark.parametrize("strategy", ["believer", "thompson", "fantasies", "local"])
+def test_every_batch_strategy_keeps_a_batch_apart(strategy):
+    # given five evaluated points around a quadratic's minimum and one pending point
+    space = parse_space(SQUARE)
+    spots = [(0.1, 0.1), (0.9, 0.9), (0.2, 0.8), (0.6, 0.4), (0.35, 0.65)]
+    history = [({"x": x, "y": y}, quadratic({"x": x, "y": y})) for x, y in spots]
+    history.append(({"x": 0.31, "y": 0.69}, None))
+
+    # when
+    options = {"initial_design": 2, "batch_strategy": strategy}
+    points = BayesianGenerator(space, seed=4, options=options).generate(history, 5, 50)
+
+    # then
+    assert len(points) == 5
+    assert _cube_gaps(space, [p for p, _ in history] + points).min() >= 1e-3
+
+
+def _history_with_other_workers_pending():
+    space = parse_space(SQUARE)
+    spots = [(0.1, 0.1), (0.9, 0.9), (0.2, 0.8), (0.6, 0.4), (0.35, 0.65)]
+    history = [({"x": x, "y": y}, quadratic({"x": x, "y": y})) for x, y in spots]
+    history += [({"x": 0.8, "y": 0.2}, None), ({"x": 0.5, "y": 0.5}, None)]
+    return space, history
+
+
+def test_the_first_point_of_a_generation_is_global_even_with_other_workers_points_pending():
+    # given two points pending on other workers
+    space, history = _history_with_other_workers_pending()
+
+    # when a generation of one point is asked with the default (local) and the global (believer) strategy
+    local = BayesianGenerator(space, seed=6, options={"initial_design": 2}).generate(history, 1, 50)
+    believer = BayesianGenerator(space, seed=6, options={"initial_design": 2, "batch_strategy": "believer"}).generate(
+        history, 1, 50
+    )
+
+    # then both searched the whole square for it: the trust region is for the points that follow in a generation
+    assert local == believer
+
+
+def test_the_later_points_of_a_generation_refine_around_the_best_point():
+    # given
+    space, history = _history_with_other_workers_pending()
+    best = np.array([0.35, 0.65])
+
+    # when
+    points = BayesianGenerator(space, seed=6, options={"initial_design": 2}).generate(history, 4, 50)
+
+    # then the points after the first lie in a box around the best evaluated point (half-width <= 0.5 of a range)
+    later = np.array([space.encode(p) for p in points[1:]])
+    assert len(points) == 4
+    assert np.abs(later - best).max() <= 0.5
+
+
+def test_the_trust_region_leaves_categories_free(mixed_space):
+    # given a space with a log float, an int and a two-way category (one-hot columns)
+    generator = BayesianGenerator(mixed_space, seed=0)
+    acquisition = generator._optimizer([], PointSpacing(mixed_space, [], 1e-3)).acquisition_function
+
+    # when
+    columns = acquisition.whole_range_columns
+
+    # then only the category's columns are left whole: a batch is not pinned to the incumbent's category
+    assert columns.tolist() == [False, False, True, True]

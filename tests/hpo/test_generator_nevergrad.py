@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 
-from hpo.generators.nevergrad import NevergradGenerator, default_optimizer
+from hpo.generators.nevergrad import RUNNER, NevergradGenerator, default_optimizer
 from hpo.nevergrad_env import default_venv_path, ensure_venv
 from hpo.space_forms import parse_space
 from tests.hpo.conftest import quadratic, run_study
@@ -104,3 +107,24 @@ def test_a_named_optimiser_runs_in_the_venv():
     # then
     assert len(points) == 4
     assert len({space.key(p) for p in points}) == 4
+
+
+def test_the_runner_clips_a_rounding_error_back_inside_the_bounds(nevergrad_venv):
+    # given OnePlusOne's proposal that failed a whole generation of the quality benchmark (a log-scale upper
+    # bound of 0.1 came back as exp(log(0.1)))
+    space = {
+        "lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
+        "w": {"type": "float", "low": -1.0, "high": 1.0, "size": 2},
+        "act": {"type": "categorical", "choices": ["a", "b"]},
+    }
+    point = {"lr": 0.10000000000000002, "w": [-1.0000000000000002, 0.5], "act": "b"}
+    script = (
+        f"import json, sys; sys.path.insert(0, {str(RUNNER.parent)!r}); from nevergrad_runner import within_bounds; "
+        f"print(json.dumps(within_bounds({point!r}, {space!r})))"
+    )
+
+    # when: the runner's own code, in the venv it runs in
+    result = subprocess.run([str(nevergrad_venv), "-I", "-c", script], capture_output=True, text=True, check=True)
+
+    # then
+    assert json.loads(result.stdout) == {"lr": 0.1, "w": [-1.0, 0.5], "act": "b"}
