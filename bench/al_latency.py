@@ -164,10 +164,16 @@ def run_loop(url: str, token: str, steps: int, poll: float) -> tuple[list[dict],
     return records, request_id
 
 
+#: Milliseconds of every GET the client polled with: the polling itself loads the 2-core machine it measures.
+POLL_GETS: list[float] = []
+
+
 def wait_new(http: requests.Session, base: str, seen: set[str], poll: float, *, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        started = time.perf_counter()
         response = http.get(f"{base}/parameters/", params={"status": "new"})
+        POLL_GETS.append((time.perf_counter() - started) * 1000)
         if response.status_code == 200:
             fresh = [t for t in response.json() if t["name"] not in seen]
             if fresh:
@@ -284,6 +290,8 @@ def main() -> None:
         "stages_p99_ms": {name: round(percentile(stages[name], 0.99), 1) for name in STAGES},
         "program_phases_p50_ms": phases,
         "poll_ms": args.poll_ms,
+        "poll_gets_per_step": round(len(POLL_GETS) / max(1, len(rest)), 1),
+        "poll_get_p50_ms": round(percentile(POLL_GETS, 0.5), 1),
         "seconds": round(elapsed, 1),
         "load_before": [round(v, 2) for v in load_before],
         "load_after": [round(v, 2) for v in load_after],
