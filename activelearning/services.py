@@ -197,10 +197,10 @@ def _advance(loop: Loop, config: LoopConfig, *, trigger: str | None = None) -> S
     if reason:
         loop_end(loop=loop, status=Loop.Status.FINISHED, reason=reason)
         return None
-    return _step_queue(loop, config, pending, trigger=trigger)
+    return _step_queue(loop, config, pending, trigger=trigger, document=_step_document(loop, pending, batch))
 
 
-def _step_document(loop: Loop, pending: list[Trial]) -> dict[str, Any]:
+def _step_document(loop: Loop, pending: list[Trial], batch: list[Trial]) -> dict[str, Any]:
     """What the decision reads from %IN: this batch's results, late ones, and the loop's history."""
     limit = settings.IDDS_AL_HISTORY_LIMIT
     history = list(
@@ -211,7 +211,7 @@ def _step_document(loop: Loop, pending: list[Trial]) -> dict[str, Any]:
     return {
         "request_id": loop.request_id,
         "iteration": loop.iteration,
-        "parameters": [t.parameters for t in _batch(loop)],
+        "parameters": [t.parameters for t in batch],
         "results": [_trial_entry(t) for t in pending if not t.late],
         "late": [_trial_entry(t) for t in pending if t.late],
         "history": history[::-1],
@@ -228,10 +228,7 @@ def _trial_entry(trial: Trial) -> dict[str, Any]:
     }
 
 
-def _step_queue(
-    loop: Loop, config: LoopConfig, pending: list[Trial], *, trigger: str, document: dict | None = None
-) -> Step:
-    document = document if document is not None else _step_document(loop, pending)
+def _step_queue(loop: Loop, config: LoopConfig, pending: list[Trial], *, trigger: str, document: dict) -> Step:
     text = json.dumps(document, sort_keys=True)
     step = Step.objects.create(
         loop=loop,
@@ -423,6 +420,8 @@ def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = 
     if step.status != Step.Status.RUNNING:
         return step
     _record(step, run, merge)
+    # The request came with the first read; the locked loop row would fetch transform and request again.
+    loop.transform = step.loop.transform
     config = loop_config(loop.transform)
     # An abort or finish recorded while the program ran wins, even before the control step stopped the loop.
     request_status = Request.objects.filter(pk=loop.request_id).values_list("status", flat=True).first()
@@ -443,15 +442,16 @@ def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = 
     step.status, step.outcome = Step.Status.DONE, outcome
     step.save(update_fields=STEP_RECORD_FIELDS)
     loop.failed_steps, loop.last_decision = 0, run.output
-    loop.save(update_fields=["failed_steps", "last_decision"])
     merged_metrics = _merged_metrics(merge)
     if outcome == Step.Outcome.STOP:
+        loop.save(update_fields=["failed_steps", "last_decision"])
         loop_end(loop=loop, status=Loop.Status.FINISHED, reason=f"the decision returned {json.dumps(run.output)}")
     elif merged_metrics and (reason := target_reason(config, [merged_metrics])):
+        loop.save(update_fields=["failed_steps", "last_decision"])
         loop_end(loop=loop, status=Loop.Status.FINISHED, reason=reason)
     else:
         loop.iteration += 1
-        loop.save(update_fields=["iteration"])
+        loop.save(update_fields=["failed_steps", "last_decision", "iteration"])
         _trials_create(loop, config, sets, memoise=config.memoise)
         _advance(loop, config)
     return step
@@ -495,7 +495,8 @@ def step_start(*, step_id: int) -> Step | None:
             status=Step.Status.SKIPPED, error="the loop had ended before the step ran", finished_at=now
         )
         return None
-    return Step.objects.select_related("loop__transform__request").get(pk=step_id)
+    # The owner too: the program's sandbox depends on it (one query, not one more per program run).
+    return Step.objects.select_related("loop__transform__request__owner").get(pk=step_id)
 
 
 @transaction.atomic

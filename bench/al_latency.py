@@ -90,7 +90,7 @@ def program_phases(runs: int) -> dict[str, float]:
         sandbox="al/bench-phases.tar.gz",
         timeout=30,
         memory_mb=1024,
-        owner_id=None,
+        owner=None,
     )
     document = {"results": [{"parameters": {"x": 1}}]}
     timings: dict[str, list[float]] = {}
