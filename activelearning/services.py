@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from activelearning import handoffs
@@ -188,11 +189,17 @@ def _advance(loop: Loop, config: LoopConfig, *, trigger: str | None = None) -> S
     """Under the loop lock: stop, queue the next decision, or wait for more results."""
     if loop.is_terminal or _open_step(loop) is not None:
         return None
-    batch = _batch(loop)
+    # The current batch and every unconsumed report (late ones of earlier batches included) in one read.
+    trials = list(
+        Trial.objects.filter(Q(iteration=loop.iteration) | Q(reported=True, consumed_by=None), loop=loop).order_by(
+            "iteration", "content_id"
+        )
+    )
+    batch = [t for t in trials if t.iteration == loop.iteration]
     trigger = trigger or _quorum_trigger(loop, config, batch)
     if trigger is None:
         return None
-    pending = list(Trial.objects.filter(loop=loop, reported=True, consumed_by=None).order_by("iteration", "content_id"))
+    pending = [t for t in trials if t.reported and t.consumed_by_id is None]
     reason = _stop_reason(loop, config, [t.metrics for t in pending if t.iteration == loop.iteration])
     if reason:
         loop_end(loop=loop, status=Loop.Status.FINISHED, reason=reason)
@@ -414,14 +421,14 @@ STEP_RECORD_FIELDS = [
 @transaction.atomic
 def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = None) -> Step:
     """Record a finished decision run and act on it: the next batch, the end of the loop, or a failed step."""
-    step = Step.objects.select_related("loop__transform__request").get(pk=step_id)
-    loop = Loop.objects.select_for_update().get(pk=step.loop_id)
+    first = Step.objects.select_related("loop__transform__request").get(pk=step_id)
+    loop = Loop.objects.select_for_update().get(pk=first.loop_id)
     step = Step.objects.select_for_update().get(pk=step_id)
     if step.status != Step.Status.RUNNING:
         return step
     _record(step, run, merge)
-    # The request came with the first read; the locked loop row would fetch transform and request again.
-    loop.transform = step.loop.transform
+    # Transform and request came with the first read; the locked rows would fetch them again, one query each.
+    loop.transform, step.loop = first.loop.transform, loop
     config = loop_config(loop.transform)
     # An abort or finish recorded while the program ran wins, even before the control step stopped the loop.
     request_status = Request.objects.filter(pk=loop.request_id).values_list("status", flat=True).first()
@@ -452,8 +459,11 @@ def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = 
     else:
         loop.iteration += 1
         loop.save(update_fields=["failed_steps", "last_decision", "iteration"])
-        _trials_create(loop, config, sets, memoise=config.memoise)
-        _advance(loop, config)
+        trials = _trials_create(loop, config, sets, memoise=config.memoise)
+        # A fresh batch with nothing reported waits for its tasks (two queries saved per step); only memoised
+        # sets arrive with their results and may complete it at once.
+        if any(trial.reported for trial in trials):
+            _advance(loop, config)
     return step
 
 
