@@ -138,10 +138,6 @@ def _fork_steps_copy(loop: Loop, fork: dict[str, int]) -> list[Step]:
     return copied
 
 
-def _batch(loop: Loop) -> list[Trial]:
-    return list(Trial.objects.filter(loop=loop, iteration=loop.iteration).order_by("content_id"))
-
-
 def _open_step(loop: Loop) -> Step | None:
     return Step.objects.filter(loop=loop, status__in=Step.OPEN).first()
 
