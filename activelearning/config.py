@@ -132,11 +132,15 @@ def _program_errors(program: dict[str, Any], prefix: str, keys: tuple[str, ...])
     if not program.get("executable", "").strip():
         errors[prefix + "executable"] = "is required: the program to run"
     arguments = program.get("arguments", "")
+    problems = []
     if "%IN" not in arguments:
-        errors[prefix + "arguments"] = "must contain %IN (the file the program reads the task results from)"
+        problems.append("must contain %IN (the file the program reads the task results from)")
     output_json = program.get("output_json")
     if output_json is None and "%OUT" not in arguments:
-        errors[prefix + "arguments"] = "must contain %OUT (where the program writes its JSON), or give output_json"
+        problems.append("must contain %OUT (where the program writes its JSON), or give output_json")
+    if problems:
+        # Both when both are missing: naming one, then the other after a fix, costs the user a round trip.
+        errors[prefix + "arguments"] = "; ".join(problems)
     if output_json is not None and not _relative_path(output_json):
         errors[prefix + "output_json"] = "must be a path inside the program's working directory"
     return errors
@@ -147,7 +151,14 @@ def _sandbox_errors(program: dict[str, Any], owner: Any) -> dict[str, str]:
     errors: dict[str, str] = {}
     image = None
     if sandbox_option := program.get("sandbox"):
-        if sandbox.is_tarball(sandbox_option):
+        if "://" in sandbox_option:
+            # The original's client uploads to its own cache and passes the URL; here programs see no network
+            # and the service fetches nothing a request names.
+            errors[FIELD + "sandbox"] = (
+                f"{sandbox_option!r} is a URL; the service fetches no sandbox: upload the tarball to "
+                "/api/v1/activelearning/uploads/ and give the name it returns (al/<sha256>.tar.gz)"
+            )
+        elif sandbox.is_tarball(sandbox_option):
             try:
                 sandbox.uploaded_file(sandbox_option)
             except ValueError as exc:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.utils.module_loading import import_string
 
 from requests_app import sandbox
@@ -75,7 +74,8 @@ class ProgramSpec:
     sandbox: str | None
     timeout: float
     memory_mb: int
-    owner_id: int | None
+    #: The request's owner (a user, or None): where the program may run depends on it (docs/sandbox.md).
+    owner: Any
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -123,9 +123,8 @@ def program_run(spec: ProgramSpec, document: dict[str, Any], *, iteration: int) 
     """Run ``spec`` on ``document`` in the sandbox and parse its JSON output."""
     started = time.perf_counter()
     run = ProgramRun(ok=False, program=spec.describe(), program_sha256=program_checksum(spec))
-    owner = get_user_model().objects.filter(pk=spec.owner_id).first() if spec.owner_id else None
     try:
-        runtime = sandbox.runtime_for(owner, image=spec.image())
+        runtime = sandbox.runtime_for(spec.owner, image=spec.image())
     except sandbox.SandboxUnavailable as exc:
         run.error = str(exc)
         return run

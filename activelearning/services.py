@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from activelearning import handoffs
@@ -137,10 +138,6 @@ def _fork_steps_copy(loop: Loop, fork: dict[str, int]) -> list[Step]:
     return copied
 
 
-def _batch(loop: Loop) -> list[Trial]:
-    return list(Trial.objects.filter(loop=loop, iteration=loop.iteration).order_by("content_id"))
-
-
 def _open_step(loop: Loop) -> Step | None:
     return Step.objects.filter(loop=loop, status__in=Step.OPEN).first()
 
@@ -188,19 +185,25 @@ def _advance(loop: Loop, config: LoopConfig, *, trigger: str | None = None) -> S
     """Under the loop lock: stop, queue the next decision, or wait for more results."""
     if loop.is_terminal or _open_step(loop) is not None:
         return None
-    batch = _batch(loop)
+    # The current batch and every unconsumed report (late ones of earlier batches included) in one read.
+    trials = list(
+        Trial.objects.filter(Q(iteration=loop.iteration) | Q(reported=True, consumed_by=None), loop=loop).order_by(
+            "iteration", "content_id"
+        )
+    )
+    batch = [t for t in trials if t.iteration == loop.iteration]
     trigger = trigger or _quorum_trigger(loop, config, batch)
     if trigger is None:
         return None
-    pending = list(Trial.objects.filter(loop=loop, reported=True, consumed_by=None).order_by("iteration", "content_id"))
+    pending = [t for t in trials if t.reported and t.consumed_by_id is None]
     reason = _stop_reason(loop, config, [t.metrics for t in pending if t.iteration == loop.iteration])
     if reason:
         loop_end(loop=loop, status=Loop.Status.FINISHED, reason=reason)
         return None
-    return _step_queue(loop, config, pending, trigger=trigger)
+    return _step_queue(loop, config, pending, trigger=trigger, document=_step_document(loop, pending, batch))
 
 
-def _step_document(loop: Loop, pending: list[Trial]) -> dict[str, Any]:
+def _step_document(loop: Loop, pending: list[Trial], batch: list[Trial]) -> dict[str, Any]:
     """What the decision reads from %IN: this batch's results, late ones, and the loop's history."""
     limit = settings.IDDS_AL_HISTORY_LIMIT
     history = list(
@@ -211,7 +214,7 @@ def _step_document(loop: Loop, pending: list[Trial]) -> dict[str, Any]:
     return {
         "request_id": loop.request_id,
         "iteration": loop.iteration,
-        "parameters": [t.parameters for t in _batch(loop)],
+        "parameters": [t.parameters for t in batch],
         "results": [_trial_entry(t) for t in pending if not t.late],
         "late": [_trial_entry(t) for t in pending if t.late],
         "history": history[::-1],
@@ -228,10 +231,7 @@ def _trial_entry(trial: Trial) -> dict[str, Any]:
     }
 
 
-def _step_queue(
-    loop: Loop, config: LoopConfig, pending: list[Trial], *, trigger: str, document: dict | None = None
-) -> Step:
-    document = document if document is not None else _step_document(loop, pending)
+def _step_queue(loop: Loop, config: LoopConfig, pending: list[Trial], *, trigger: str, document: dict) -> Step:
     text = json.dumps(document, sort_keys=True)
     step = Step.objects.create(
         loop=loop,
@@ -417,12 +417,14 @@ STEP_RECORD_FIELDS = [
 @transaction.atomic
 def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = None) -> Step:
     """Record a finished decision run and act on it: the next batch, the end of the loop, or a failed step."""
-    step = Step.objects.select_related("loop__transform__request").get(pk=step_id)
-    loop = Loop.objects.select_for_update().get(pk=step.loop_id)
+    first = Step.objects.select_related("loop__transform__request").get(pk=step_id)
+    loop = Loop.objects.select_for_update().get(pk=first.loop_id)
     step = Step.objects.select_for_update().get(pk=step_id)
     if step.status != Step.Status.RUNNING:
         return step
     _record(step, run, merge)
+    # Transform and request came with the first read; the locked rows would fetch them again, one query each.
+    loop.transform, step.loop = first.loop.transform, loop
     config = loop_config(loop.transform)
     # An abort or finish recorded while the program ran wins, even before the control step stopped the loop.
     request_status = Request.objects.filter(pk=loop.request_id).values_list("status", flat=True).first()
@@ -443,17 +445,21 @@ def step_apply(*, step_id: int, run: ProgramRun, merge: dict[str, Any] | None = 
     step.status, step.outcome = Step.Status.DONE, outcome
     step.save(update_fields=STEP_RECORD_FIELDS)
     loop.failed_steps, loop.last_decision = 0, run.output
-    loop.save(update_fields=["failed_steps", "last_decision"])
     merged_metrics = _merged_metrics(merge)
     if outcome == Step.Outcome.STOP:
+        loop.save(update_fields=["failed_steps", "last_decision"])
         loop_end(loop=loop, status=Loop.Status.FINISHED, reason=f"the decision returned {json.dumps(run.output)}")
     elif merged_metrics and (reason := target_reason(config, [merged_metrics])):
+        loop.save(update_fields=["failed_steps", "last_decision"])
         loop_end(loop=loop, status=Loop.Status.FINISHED, reason=reason)
     else:
         loop.iteration += 1
-        loop.save(update_fields=["iteration"])
-        _trials_create(loop, config, sets, memoise=config.memoise)
-        _advance(loop, config)
+        loop.save(update_fields=["failed_steps", "last_decision", "iteration"])
+        trials = _trials_create(loop, config, sets, memoise=config.memoise)
+        # A fresh batch with nothing reported waits for its tasks (two queries saved per step); only memoised
+        # sets arrive with their results and may complete it at once.
+        if any(trial.reported for trial in trials):
+            _advance(loop, config)
     return step
 
 
@@ -495,7 +501,8 @@ def step_start(*, step_id: int) -> Step | None:
             status=Step.Status.SKIPPED, error="the loop had ended before the step ran", finished_at=now
         )
         return None
-    return Step.objects.select_related("loop__transform__request").get(pk=step_id)
+    # The owner too: the program's sandbox depends on it (one query, not one more per program run).
+    return Step.objects.select_related("loop__transform__request__owner").get(pk=step_id)
 
 
 @transaction.atomic

@@ -18,7 +18,7 @@ from activelearning.services import step_apply, step_start
 logger = logging.getLogger(__name__)
 
 
-def _spec(config: LoopConfig, program: dict[str, Any], owner_id: int | None) -> ProgramSpec:
+def _spec(config: LoopConfig, program: dict[str, Any], owner: Any) -> ProgramSpec:
     return ProgramSpec(
         executable=program["executable"],
         arguments=program.get("arguments", ""),
@@ -26,14 +26,14 @@ def _spec(config: LoopConfig, program: dict[str, Any], owner_id: int | None) -> 
         sandbox=config.program.get("sandbox"),
         timeout=config.timeout,
         memory_mb=config.memory_mb,
-        owner_id=owner_id,
+        owner=owner,
     )
 
 
-def _decide(config: LoopConfig, document: dict[str, Any], owner_id: int | None, number: int) -> ProgramRun:
+def _decide(config: LoopConfig, document: dict[str, Any], owner: Any, number: int) -> ProgramRun:
     if config.callable:
         return callable_run(config.callable, document)
-    return program_run(_spec(config, config.program, owner_id), document, iteration=number)
+    return program_run(_spec(config, config.program, owner), document, iteration=number)
 
 
 def step_run(*, step_id: int) -> str:
@@ -47,13 +47,13 @@ def step_run(*, step_id: int) -> str:
     merge_record = None
     try:
         if config.merge:
-            merge = program_run(_spec(config, config.merge, request.owner_id), document, iteration=step.number)
+            merge = program_run(_spec(config, config.merge, request.owner), document, iteration=step.number)
             merge_record = merge.record()
             if not merge.ok:
                 failed = ProgramRun(ok=False, error=f"the merge step failed: {merge.error}", program=merge.program)
                 return step_apply(step_id=step_id, run=failed, merge=merge_record).status
             document["merged"] = merge.output
-        run = _decide(config, document, request.owner_id, step.number)
+        run = _decide(config, document, request.owner, step.number)
     except SoftTimeLimitExceeded:
         run = ProgramRun(ok=False, error="the step exceeded its Celery time limit")
     return step_apply(step_id=step_id, run=run, merge=merge_record).status

@@ -20,6 +20,17 @@ CLIENT_ONLY_KEYS = frozenset({"username", "userdn"})
 ENUM_FIELDS = {"request_type": RequestType, "status": RequestStatus}
 
 
+def _workload_id_as_integer(metadata: dict[str, Any]) -> dict[str, Any]:
+    """PanDA's and the original's own active-learning and HPO forms send ``"workload_id": "20525134"``; a request
+    stored with it as text would announce ``workload_id: null``, which JEDI's ``int(...)`` refuses."""
+    workload_id = metadata.get("workload_id")
+    if not isinstance(workload_id, str):
+        return metadata
+    if not workload_id.strip().isdigit():
+        raise bad_request(f"request_metadata.workload_id must be an integer, got {workload_id!r}")
+    return {**metadata, "workload_id": int(workload_id)}
+
+
 def request_create_arguments(body: Any) -> dict[str, Any]:
     """Keyword arguments of ``request_create`` for a client's request body; BadRequest naming the field."""
     if not isinstance(body, dict):
@@ -33,6 +44,8 @@ def request_create_arguments(body: Any) -> dict[str, Any]:
         data["transform_tag"] = str(data["transform_tag"])
     if data.get("request_metadata") is None:
         data["request_metadata"] = {}
+    if isinstance(data["request_metadata"], dict):
+        data["request_metadata"] = _workload_id_as_integer(data["request_metadata"])
     incoming = RequestCreateSerializer(data=data)
     incoming.is_valid(raise_exception=True)
     cleaned = dict(incoming.validated_data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
+import sysconfig
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -96,6 +98,27 @@ for path in {[str(p) for p in outside]!r} + ["/usr/{marker}", "own.txt"]:
     assert not Path(f"/usr/{marker}").exists()
     assert left == ["own.txt"]
     assert "wrote own.txt" in result.stdout_tail
+
+
+def test_it_sees_none_of_the_packages_installed_into_the_service_interpreter(bubblewrap):
+    # given the interpreter the sandbox binds, with packages (and .pth start-up hooks) pip-installed into it
+    prefix = {"base": sys.base_prefix, "platbase": sys.base_prefix}
+    site_packages = Path(sysconfig.get_path("purelib", "posix_prefix", vars=prefix))
+    assert any(site_packages.iterdir())
+    code = f"""
+import json, os, sys
+print(json.dumps({{"listing": os.listdir({str(site_packages)!r}), "modules": sorted(sys.modules)}}))
+"""
+
+    # when
+    result, _ = run_python(bubblewrap, code)
+
+    # then: the directory is there but empty, and no start-up hook ran (the standard library still works)
+    assert result.ok, result
+    seen = json.loads(result.stdout_tail)
+    assert seen["listing"] == []
+    assert "json" in seen["modules"]
+    assert not [name for name in seen["modules"] if name.split(".")[0] in {"certifi", "_distutils_hack"}]
 
 
 def test_it_cannot_reach_postgresql(bubblewrap):
