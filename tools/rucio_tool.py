@@ -17,6 +17,8 @@ the ``vos`` row the bootstrap leaves out.
   -> ``lock.successful_transfer``: locks OK) or, for a file the control file says fails from that
   source, UNAVAILABLE (-> ``lock.failed_transfer``: locks STUCK); the request is archived into the
   request history, which ``GET /rules/{id}/analysis`` reads for the source that failed;
+  with the conveyor's ``transfer-done`` / ``transfer-failed`` message (``add_monitor_message``) in
+  Rucio's ``messages`` table, which Hermes (``RucioServer.start_hermes``) sends to a STOMP broker;
 * judge-repairer (``recover_after``): a failed file later lands after all, turning STUCK locks OK.
 
 The control file (JSON, re-read when it changes) holds ``fail`` ({file name: [source RSEs]}),
@@ -281,10 +283,20 @@ class TransferTool:
                 with session.begin_nested():
                     update_replicas_states([replica], nowait=False, session=session)
                     if item.request_id is not None:
+                        outcome = RequestState.FAILED if item.fails else RequestState.DONE
                         request_core.transition_request_state(
                             item.request_id,
-                            state=RequestState.FAILED if item.fails else RequestState.DONE,
+                            state=outcome,
                             err_msg="tape read error" if item.fails else None,
+                            session=session,
+                        )
+                        # The conveyor's message (transfer-done / transfer-failed) for Hermes to send on,
+                        # in the same transaction as the state change, as the conveyor-poller does.
+                        request = request_core.get_request(item.request_id, session=session)
+                        request_core.add_monitor_message(
+                            new_state=outcome,
+                            request=request,
+                            additional_fields={"src-rse": item.source, "reason": replica.get("error_message")},
                             session=session,
                         )
                         request_core.archive_request(item.request_id, session=session)
