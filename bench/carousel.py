@@ -5,6 +5,7 @@ pipeline on zero-latency simulated tape, against the raw-database floor measured
     .venv/bin/python bench/carousel.py               # the reference campaign
     .venv/bin/python bench/carousel.py --files 20000 # scaled down
     .venv/bin/python bench/carousel.py --backend rucio --files 50000  # through a real Rucio server
+    .venv/bin/python bench/carousel.py --backend rucio --events --files 50000  # with transfer events
 
 With ``--backend rucio`` the benchmark starts a real Rucio server (tools/rucio_deployment.py: its own
 PostgreSQL database, the deployment, the test transfer tool with zero latency), registers the
@@ -29,6 +30,7 @@ peak_rss_mb (the largest worker process), messages (and, through Rucio, the figu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -202,6 +204,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default set-up: 2)")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--backend", choices=["simulator", "rucio"], default="simulator")
+    parser.add_argument(
+        "--events",
+        action="store_true",
+        help="with --backend rucio: Rucio's Hermes sends transfer-done messages to an ActiveMQ started "
+        "here, carousel_rucio_events records them and the polls take landed files from them",
+    )
     args = parser.parse_args()
 
     env = bench_env("carousel", 6, IDDS_TAPE_TIME_SCALE="0")
@@ -243,7 +251,7 @@ def run_through_rucio(env: dict[str, str], datasets: list, args: argparse.Namesp
         drives=2,
         access_log=True,
     )
-    with deployment:
+    with deployment, contextlib.ExitStack() as stack:
         started = time.perf_counter()
         register_in_rucio(deployment.root, datasets)
         register_s = time.perf_counter() - started
@@ -253,11 +261,22 @@ def run_through_rucio(env: dict[str, str], datasets: list, args: argparse.Namesp
             "IDDS_RUCIO_ACCOUNT": ACCOUNT,
             "IDDS_RUCIO_USERNAME": ACCOUNT,
             "IDDS_RUCIO_PASSWORD": PASSWORD,
+            "IDDS_RUCIO_EVENTS": "true" if args.events else "false",
         }
+        if args.events:
+            rucio.update(start_event_path(stack, deployment, {**env, **rucio}))
         env = {**env, **rucio}
         os.environ.update(rucio)
         result = run_campaign(env, datasets, args, dest_rse=DISK)
+        from carousel.models import RucioTransferEvent
         from requests_app.models import Processing
+
+        result["events"] = args.events
+        result["events_recorded"] = RucioTransferEvent.objects.count()
+        result["dataset_rule_listings"] = sum(
+            (meta.get("rules") or [{}])[0].get("listings", 0)
+            for meta in Processing.objects.values_list("processing_metadata", flat=True)
+        )
 
         rule_ids = [
             rule_id
@@ -279,6 +298,30 @@ def run_through_rucio(env: dict[str, str], datasets: list, args: argparse.Namesp
             "polls": sum(Processing.objects.values_list("poll_count", flat=True)),
             **lock_listing_figures(deployment, rule_files),
         }
+
+
+def start_event_path(stack: contextlib.ExitStack, deployment, env: dict[str, str]) -> dict[str, str]:
+    """ActiveMQ, Rucio's Hermes sending to it, and the service's event recorder; stopped by ``stack``."""
+    from tools.brokers import ActiveMQBroker
+    from tools.rucio_server import start_hermes, stop_process
+    from tools.servers import free_port
+
+    destination = "/queue/rucio.events"
+    broker = stack.enter_context(ActiveMQBroker(free_port(), deployment.directory / "activemq"))
+    hermes = start_hermes(deployment.server, broker=broker.host_and_port, destination=destination)
+    stack.callback(stop_process, hermes)
+    settings = {"IDDS_RUCIO_EVENTS_STOMP": broker.host_and_port, "IDDS_RUCIO_EVENTS_DESTINATION": destination}
+    log = (ROOT / "var" / "bench" / "rucio-events.log").open("ab")
+    recorder = subprocess.Popen(
+        [PYTHON, "manage.py", "carousel_rucio_events"],
+        cwd=ROOT,
+        env={**env, **settings},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    stack.callback(stop_process, recorder)
+    return settings
 
 
 def run_campaign(env: dict[str, str], datasets: list, args: argparse.Namespace, *, dest_rse: str) -> dict:

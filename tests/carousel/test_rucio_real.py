@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from carousel.backends.base import RuleRequest
 from carousel.backends.rucio import DELETED_MARK, RucioBackend
@@ -393,6 +395,38 @@ def test_it_reports_rejected_credentials_without_crashing(real_rucio: RealRucio)
 
     # then
     assert "Cannot authenticate" in str(failed.value)
+
+
+def test_an_oidc_backend_presents_the_bearer_token_a_token_agent_keeps(monkeypatch, tmp_path, real_rucio: RealRucio):
+    # given an account whose only token is in the file a token agent keeps fresh (WLCG bearer token
+    # discovery: BEARER_TOKEN_FILE), issued by the real server, and nothing in the client's token cache
+    name, _ = real_rucio.add_dataset(files=3)
+    account = f"oidc{uuid.uuid4().hex[:8]}"
+    real_rucio.root.add_account(account, "SERVICE", "oidc@example.org")
+    real_rucio.root.add_identity(account, account, "USERPASS", "oidc@example.org", password="secret")
+    issued = requests.get(
+        f"{real_rucio.url}/auth/userpass",
+        headers={"X-Rucio-Account": account, "X-Rucio-Username": account, "X-Rucio-Password": "secret"},
+        timeout=30,
+    )
+    token_file = tmp_path / "bt_u0"
+    token_file.write_text(issued.headers["X-Rucio-Auth-Token"])
+    monkeypatch.setenv("BEARER_TOKEN_FILE", str(token_file))
+    backend = real_rucio.backend(
+        account=account,
+        auth_type="oidc",
+        username=None,
+        password=None,
+        creds={"oidc_scope": "openid profile", "oidc_audience": "rucio"},
+    )
+
+    # when
+    files = backend.list_files(SCOPE, name)
+
+    # then the OIDC client authenticated with that token, with the scope and audience it was given
+    assert len(files) == 3
+    assert backend.client.auth_type == "oidc"
+    assert (backend.client.creds["oidc_scope"], backend.client.creds["oidc_audience"]) == ("openid profile", "rucio")
 
 
 def test_it_is_configured_by_the_django_settings(settings, real_rucio: RealRucio):
