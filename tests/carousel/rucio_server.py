@@ -69,6 +69,21 @@ class RealRucio:
     def client(self) -> Client:
         return client(self.url)
 
+    def configure(self, settings: Any, *, staging: bool = True, **overrides: Any) -> None:
+        """Point the Django settings at this server as the service account (``staging``: and stage
+        through it, polling at least every second); ``overrides`` are more settings."""
+        settings.IDDS_RUCIO_HOST = self.url
+        settings.IDDS_RUCIO_AUTH_HOST = self.url
+        settings.IDDS_RUCIO_ACCOUNT = ACCOUNT
+        settings.IDDS_RUCIO_AUTH_TYPE = "userpass"
+        settings.IDDS_RUCIO_USERNAME = ACCOUNT
+        settings.IDDS_RUCIO_PASSWORD = PASSWORD
+        if staging:
+            settings.IDDS_STAGING_BACKEND = "rucio"
+            settings.IDDS_POLL_MAX_SECONDS = 1.0
+        for key, value in overrides.items():
+            setattr(settings, key, value)
+
     # -- data -------------------------------------------------------------------------------------
 
     def add_dataset(

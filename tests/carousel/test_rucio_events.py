@@ -65,26 +65,13 @@ def recorder(hermes_broker: str, transactional_db) -> Iterator[EventRecorder]:
     thread.join(timeout=30)
 
 
-def _use_rucio(settings, real_rucio: RealRucio, *, events: bool, grace: float) -> None:
-    settings.IDDS_STAGING_BACKEND = "rucio"
-    settings.IDDS_RUCIO_HOST = real_rucio.url
-    settings.IDDS_RUCIO_AUTH_HOST = real_rucio.url
-    settings.IDDS_RUCIO_ACCOUNT = "idds"
-    settings.IDDS_RUCIO_AUTH_TYPE = "userpass"
-    settings.IDDS_RUCIO_USERNAME = "idds"
-    settings.IDDS_RUCIO_PASSWORD = "secret"
-    settings.IDDS_POLL_MAX_SECONDS = 1.0
-    settings.IDDS_RUCIO_EVENTS = events
-    settings.IDDS_RUCIO_EVENTS_GRACE_SECONDS = grace
-
-
 def _stage(api, name: str, workload_id: int) -> Request:
     body = {
         "request_type": 2,
         "scope": SCOPE,
         "name": name,
         "requester": "panda",
-        "request_metadata": {"workload_id": workload_id, "dest_rse": DISK, "max_waiting_time": 5},
+        "request_metadata": {"workload_id": workload_id, "dest_rse": DISK, "max_waiting_time": 30},
     }
     response = api.post("/api/v1/requests/", body, format="json")
     assert response.status_code == 201, response.content
@@ -154,7 +141,7 @@ def test_the_service_takes_landed_files_from_events_and_lists_locks_only_for_a_s
     name, rows = real_rucio.add_dataset(files=12)
     stuck = rows[0]["name"]
     real_rucio.fail(stuck, CERN_TAPE)
-    _use_rucio(settings, real_rucio, events=True, grace=3600)
+    real_rucio.configure(settings, IDDS_RUCIO_EVENTS=True, IDDS_RUCIO_EVENTS_GRACE_SECONDS=3600)
 
     # when
     request = _stage(api, name, 4343)
@@ -173,7 +160,7 @@ def test_the_service_takes_landed_files_from_events_and_lists_locks_only_for_a_s
 def test_polling_stays_the_safety_net_when_no_event_arrives(celery_worker, settings, api, real_rucio: RealRucio):
     # given the fast path on but no recorder running (every message lost), a short grace
     name, rows = real_rucio.add_dataset(files=6)
-    _use_rucio(settings, real_rucio, events=True, grace=1)
+    real_rucio.configure(settings, IDDS_RUCIO_EVENTS=True, IDDS_RUCIO_EVENTS_GRACE_SECONDS=1)
 
     # when
     request = _stage(api, name, 4444)

@@ -432,12 +432,7 @@ def test_an_oidc_backend_presents_the_bearer_token_a_token_agent_keeps(monkeypat
 def test_it_is_configured_by_the_django_settings(settings, real_rucio: RealRucio):
     # given
     name, _ = real_rucio.add_dataset(files=4)
-    settings.IDDS_RUCIO_HOST = real_rucio.url
-    settings.IDDS_RUCIO_AUTH_HOST = real_rucio.url
-    settings.IDDS_RUCIO_ACCOUNT = "idds"
-    settings.IDDS_RUCIO_AUTH_TYPE = "userpass"
-    settings.IDDS_RUCIO_USERNAME = "idds"
-    settings.IDDS_RUCIO_PASSWORD = "secret"
+    real_rucio.configure(settings, staging=False)
 
     # when
     backend = RucioBackend.from_settings()
@@ -453,14 +448,7 @@ def test_the_service_stages_through_rucio_and_restages_a_stuck_file_from_the_oth
     name, rows = real_rucio.add_dataset(files=12)
     stuck = rows[0]["name"]
     real_rucio.fail(stuck, CERN_TAPE)
-    settings.IDDS_STAGING_BACKEND = "rucio"
-    settings.IDDS_RUCIO_HOST = real_rucio.url
-    settings.IDDS_RUCIO_AUTH_HOST = real_rucio.url
-    settings.IDDS_RUCIO_ACCOUNT = "idds"
-    settings.IDDS_RUCIO_AUTH_TYPE = "userpass"
-    settings.IDDS_RUCIO_USERNAME = "idds"
-    settings.IDDS_RUCIO_PASSWORD = "secret"
-    settings.IDDS_POLL_MAX_SECONDS = 1.0
+    real_rucio.configure(settings)
     body = {
         "request_type": 2,
         "scope": SCOPE,
