@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -211,6 +212,8 @@ def main() -> None:
         "here, carousel_rucio_events records them and the polls take landed files from them",
     )
     args = parser.parse_args()
+    # A stopped benchmark still stops what it started (the ``with`` blocks run on SystemExit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     env = bench_env("carousel", 6, IDDS_TAPE_TIME_SCALE="0")
     reset_database(env)
