@@ -129,8 +129,8 @@ def _collect_from_events(
 def _needs_listing(backend: StagingBackend, index: int, group: dict[str, Any], *, known_ok: int) -> bool:
     """Whether a group's locks must be listed although transfer events arrive: re-stage groups
     (one rule per file, small) always; the dataset rule when its counters (one cheap read) show a
-    stuck lock not seen yet, or more OK locks ``grace`` seconds ago than files known landed now
-    (an event was lost or is late)."""
+    stuck lock not seen yet, OK locks when it was submitted (files there before it), or more OK
+    locks ``grace`` seconds ago than files known landed now (an event was lost or is late)."""
     if index > 0 or len(group["rule_ids"]) != 1:
         return True
     info = backend.get_rule(group["rule_ids"][0])
@@ -138,7 +138,12 @@ def _needs_listing(backend: StagingBackend, index: int, group: dict[str, Any], *
     grace = timedelta(seconds=settings.IDDS_RUCIO_EVENTS_GRACE_SECONDS)
     checkpoint = group.get("ok_checkpoint")
     checked_at = _parse(checkpoint["at"]) if checkpoint else None
-    behind = checked_at is not None and now - checked_at >= grace and known_ok < checkpoint["ok"]
+    if checked_at is None:
+        # The first look: locks OK when the rule was submitted (files on the destination before it,
+        # an adopted rule) came with no message.
+        behind = group.get("ok_at_submit", 0) > known_ok
+    else:
+        behind = now - checked_at >= grace and known_ok < checkpoint["ok"]
     new_stuck = info.locks_stuck_cnt > group.get("stuck_seen", 0)
     if checked_at is None or now - checked_at >= grace or behind:
         group["ok_checkpoint"] = {"at": now.isoformat(), "ok": info.locks_ok_cnt}

@@ -127,10 +127,26 @@ class EventRecorder:
                     attempt += 1
                     stop.wait(delay)
                     continue
-            self.record_batch(timeout=0.5)
-            self._prune()
-        if self._connection is not None and self._connection.is_connected():
-            self._connection.disconnect()
+            try:
+                self.record_batch(timeout=0.5)
+                self._prune()
+            except Exception:
+                # The database or the broker failed mid-batch: drop the connection, so that the broker
+                # delivers again what was not acknowledged, and start over (a repeat is harmless).
+                logger.exception("recording Rucio transfer events failed; reconnecting")
+                self._drop_connection()
+                self._inbox = queue.Queue()
+                stop.wait(RECONNECT_SECONDS[0])
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            try:
+                if self._connection.is_connected():
+                    self._connection.disconnect()
+            except (stomp.exception.StompException, OSError):
+                pass
+        self._connection = None
 
     def record_batch(self, *, timeout: float) -> int:
         """Record the messages received so far (at most ``BATCH``), then acknowledge them."""

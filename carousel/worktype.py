@@ -147,6 +147,9 @@ class StageInWorkType(WorkType):
             "created_at": created.isoformat(),
             "since": None,
         }
+        if events:
+            # Locks already OK (files there before the rule, an adopted rule) send no message.
+            group["ok_at_submit"] = info.locks_ok_cnt
         return SubmitResult(
             external_id=rule_id,
             metadata={

@@ -71,6 +71,7 @@ def _stage(api, name: str, workload_id: int) -> Request:
         "scope": SCOPE,
         "name": name,
         "requester": "panda",
+        # The stuck file fails before the re-stage is due, even on a loaded machine.
         "request_metadata": {"workload_id": workload_id, "dest_rse": DISK, "max_waiting_time": 30},
     }
     response = api.post("/api/v1/requests/", body, format="json")

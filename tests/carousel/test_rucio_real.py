@@ -458,7 +458,9 @@ def test_the_service_stages_through_rucio_and_restages_a_stuck_file_from_the_oth
             "workload_id": 4242,
             "src_rse": CERN_TAPE,
             "dest_rse": DISK,
-            "max_waiting_time": 5,
+            # Long enough for the stuck file to fail before the re-stage is due on a loaded machine (the
+            # re-stage avoids the source only once it knows it), short enough for a test.
+            "max_waiting_time": 30,
         },
     }
 
