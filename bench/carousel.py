@@ -215,7 +215,11 @@ def main() -> None:
     # A stopped benchmark still stops what it started (the ``with`` blocks run on SystemExit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    env = bench_env("carousel", 6, IDDS_TAPE_TIME_SCALE="0")
+    if args.backend == "rucio":
+        # A database and Redis db of its own: a simulator run beside it must not reset them.
+        env = bench_env("carousel_rucio", int(os.environ.get("BENCH_RUCIO_REDIS_DB", "5")), IDDS_TAPE_TIME_SCALE="0")
+    else:
+        env = bench_env("carousel", 6, IDDS_TAPE_TIME_SCALE="0")
     reset_database(env)
     catalogue = [PYTHON, "manage.py", "carousel_catalogue", "--preset", "reference"]
     if args.files != REFERENCE_FILES:
