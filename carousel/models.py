@@ -218,3 +218,31 @@ class ThrottleReservation(models.Model):
 
     def __str__(self) -> str:
         return f"request {self.request_id}: {self.files} files {self.source} -> {self.destination}"
+
+
+class RucioTransferEvent(models.Model):
+    """A transfer Rucio announced as done or failed (Hermes' ``transfer-done`` / ``transfer-failed``),
+    recorded by ``carousel_rucio_events``: the fast path of staging through Rucio, read by the polls
+    instead of listing every lock of every rule (docs/rucio.md)."""
+
+    id = models.BigAutoField(primary_key=True)
+    scope = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    # The destination RSE (the event's dst-rse) and the source it was read from (src-rse).
+    rse = models.CharField(max_length=255)
+    source = models.CharField(max_length=255, blank=True, default="")
+    state = models.CharField(max_length=8)  # OK or FAILED
+    # When Rucio created the message (its clock) and when it was recorded here.
+    created_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        # A poll looks up the events of its pending files by name after its cursor (the id).
+        indexes = [
+            models.Index(fields=["name"], name="rucioevent_name"),
+            models.Index(fields=["received_at"], name="rucioevent_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.name} {self.state} at {self.rse}"

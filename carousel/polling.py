@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from carousel.backends.base import StagingBackend
+from carousel.rucio_events import landed_after
 from requests_app.models import Collection, Content, Processing
 from requests_app.models.statuses import CollectionRelationType, ContentStatus
 
@@ -62,29 +63,101 @@ def _collect(
     """Read every group's lock changes since its cursor; update cursors and ``stuck`` in place."""
     landed: list[tuple[datetime, str]] = []
     for index, group in enumerate(groups):
-        since = _parse(group.get("since"))
-        latest = since
-        for lock in backend.list_locks_many(group["rule_ids"], since=since):
-            moment = lock.updated_at
-            # Backends without a change filter (Rucio) return every lock: skip what was applied.
-            if since is not None and moment is not None and moment <= since:
-                continue
-            if lock.state == "OK":
-                landed.append((moment or _EARLIEST, lock.name))
-                stuck.pop(lock.name, None)
-            elif lock.state == "STUCK":
-                stuck[lock.name] = index
-                if lock.source:
-                    group.setdefault("stuck_sources", {})[lock.source] = True
-            else:
-                continue
-            if moment is not None and (latest is None or moment > latest):
-                latest = moment
-            if not group.get("destination") and lock.rse:
-                group["destination"] = lock.rse
-        group["since"] = latest.isoformat() if latest else None
+        landed.extend(_collect_group(backend, index, group, stuck))
     landed.sort(key=lambda pair: pair[0])
     return landed
+
+
+def _collect_group(
+    backend: StagingBackend, index: int, group: dict[str, Any], stuck: dict[str, int]
+) -> list[tuple[datetime, str]]:
+    """One group's lock changes since its cursor (every lock, for a backend without a change filter)."""
+    landed: list[tuple[datetime, str]] = []
+    since = _parse(group.get("since"))
+    latest = since
+    for lock in backend.list_locks_many(group["rule_ids"], since=since):
+        moment = lock.updated_at
+        # Backends without a change filter (Rucio) return every lock: skip what was applied.
+        if since is not None and moment is not None and moment <= since:
+            continue
+        if lock.state == "OK":
+            landed.append((moment or _EARLIEST, lock.name))
+            stuck.pop(lock.name, None)
+        elif lock.state == "STUCK":
+            stuck[lock.name] = index
+            if lock.source:
+                group.setdefault("stuck_sources", {})[lock.source] = True
+        else:
+            continue
+        if moment is not None and (latest is None or moment > latest):
+            latest = moment
+        if not group.get("destination") and lock.rse:
+            group["destination"] = lock.rse
+    group["since"] = latest.isoformat() if latest else None
+    return landed
+
+
+def _collect_from_events(
+    backend: StagingBackend,
+    processing: Processing,
+    groups: list[dict[str, Any]],
+    stuck: dict[str, int],
+    destination: str,
+    cursor: int,
+) -> tuple[list[tuple[datetime, str]], int]:
+    """The fast path (``backend.transfer_events``): files landed on ``destination`` from the recorded
+    transfer events after ``cursor``; a group's locks are listed only when its rule's counters
+    disagree with what is known (see ``_needs_listing``). Returns (landed, new cursor)."""
+    names = Content.objects.filter(
+        collection__transform_id=processing.transform_id,
+        collection__relation_type=CollectionRelationType.OUTPUT,
+        status__in=PENDING,
+    ).values("name")
+    from_events, cursor = landed_after(names_query=names, destination=destination, after=cursor)
+    landed = [(moment or _EARLIEST, name) for moment, name in from_events]
+    for _, name in landed:
+        stuck.pop(name, None)
+    released = pending_released(processing)
+    for index, group in enumerate(groups):
+        if _needs_listing(backend, index, group, known_ok=released + len(landed)):
+            group["listings"] = group.get("listings", 0) + 1
+            landed.extend(_collect_group(backend, index, group, stuck))
+    landed.sort(key=lambda pair: pair[0])
+    return landed, cursor
+
+
+def _needs_listing(backend: StagingBackend, index: int, group: dict[str, Any], *, known_ok: int) -> bool:
+    """Whether a group's locks must be listed although transfer events arrive: re-stage groups
+    (one rule per file, small) always; the dataset rule when its counters (one cheap read) show a
+    stuck lock not seen yet, OK locks when it was submitted (files there before it), or more OK
+    locks ``grace`` seconds ago than files known landed now (an event was lost or is late)."""
+    if index > 0 or len(group["rule_ids"]) != 1:
+        return True
+    info = backend.get_rule(group["rule_ids"][0])
+    now = backend.now()
+    grace = timedelta(seconds=settings.IDDS_RUCIO_EVENTS_GRACE_SECONDS)
+    checkpoint = group.get("ok_checkpoint")
+    checked_at = _parse(checkpoint["at"]) if checkpoint else None
+    if checked_at is None:
+        # The first look: locks OK when the rule was submitted (files on the destination before it,
+        # an adopted rule) came with no message.
+        behind = group.get("ok_at_submit", 0) > known_ok
+    else:
+        behind = now - checked_at >= grace and known_ok < checkpoint["ok"]
+    new_stuck = info.locks_stuck_cnt > group.get("stuck_seen", 0)
+    if checked_at is None or now - checked_at >= grace or behind:
+        group["ok_checkpoint"] = {"at": now.isoformat(), "ok": info.locks_ok_cnt}
+    group["stuck_seen"] = info.locks_stuck_cnt
+    return behind or new_stuck
+
+
+def pending_released(processing: Processing) -> int:
+    """Files of the processing already Available, from the output collection's counters (one row)."""
+    return sum(
+        Collection.objects.filter(
+            transform_id=processing.transform_id, relation_type=CollectionRelationType.OUTPUT
+        ).values_list("processed_files", flat=True)
+    )
 
 
 def pending_estimate(processing: Processing) -> int:
@@ -102,7 +175,14 @@ def poll_stagein(
     meta = processing.processing_metadata
     groups: list[dict[str, Any]] = [dict(group) for group in meta.get("rules", [])]
     stuck: dict[str, int] = dict(meta.get("stuck", {}))
-    landed = _collect(backend, groups, stuck)
+    cursor = meta.get("events_cursor")
+    if getattr(backend, "transfer_events", False):
+        destination = request_metadata.get("dest_rse") or next(
+            (g.get("destination") for g in groups if g.get("destination")), ""
+        )
+        landed, cursor = _collect_from_events(backend, processing, groups, stuck, destination, int(cursor or 0))
+    else:
+        landed = _collect(backend, groups, stuck)
     landed_names = list(dict.fromkeys(name for _, name in landed))
     exhausted = len(groups) - 1 >= int(request_metadata.get("max_extra_rules", 1))
     due_at = _parse(groups[-1]["created_at"]) + timedelta(seconds=float(request_metadata["max_waiting_time"]))
@@ -133,6 +213,8 @@ def poll_stagein(
         "stuck_count": len(stuck),
         "remaining_files": remaining_count,
     }
+    if cursor is not None:
+        outcome.metadata["events_cursor"] = cursor
     if remaining_count:
         outcome.next_poll_in = _next_poll_in(backend, groups, due_at if not exhausted else None)
     return outcome

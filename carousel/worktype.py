@@ -51,6 +51,7 @@ from .backends import get_backend
 from .backends.base import RuleRequest, main_source
 from .metadata import clean_stagein_metadata
 from .polling import poll_stagein
+from .rucio_events import latest_event_id
 from .throttle import reservation_of, throttle_admit, throttled_request_ids
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,9 @@ class StageInWorkType(WorkType):
         backend = get_backend()
         meta = processing.transform.request.request_metadata
         rule_id = meta.get("rule_id")
+        # Transfer events of a new rule come after this one; an adopted rule's may be older.
+        events = getattr(backend, "transfer_events", False)
+        events_cursor = {"events_cursor": latest_event_id() if not rule_id else 0} if events else {}
         if rule_id:
             adopted = True
         else:
@@ -143,9 +147,18 @@ class StageInWorkType(WorkType):
             "created_at": created.isoformat(),
             "since": None,
         }
+        if events:
+            # Locks already OK (files there before the rule, an adopted rule) send no message.
+            group["ok_at_submit"] = info.locks_ok_cnt
         return SubmitResult(
             external_id=rule_id,
-            metadata={"rule_id": rule_id, "rules": [group], "stuck": {}, "stuck_count": 0},
+            metadata={
+                "rule_id": rule_id,
+                "rules": [group],
+                "stuck": {},
+                "stuck_count": 0,
+                **events_cursor,
+            },
         )
 
     def poll(self, processing: Processing) -> PollResult:

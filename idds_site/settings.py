@@ -561,6 +561,37 @@ IDDS_RUCIO_OIDC_AUDIENCE = env_str("IDDS_RUCIO_OIDC_AUDIENCE", "", help="Rucio b
 IDDS_RUCIO_OIDC_ISSUER = env_str(
     "IDDS_RUCIO_OIDC_ISSUER", "", help="Rucio backend: OIDC issuer (identity provider nickname on the Rucio server)."
 )
+IDDS_RUCIO_EVENTS = env_bool(
+    "IDDS_RUCIO_EVENTS",
+    False,
+    help="Rucio backend: polls take landed files from Rucio's transfer-done messages, recorded by "
+    "`manage.py carousel_rucio_events`, and list a rule's locks only when its counters disagree (docs/rucio.md).",
+)
+IDDS_RUCIO_EVENTS_STOMP = env_str(
+    "IDDS_RUCIO_EVENTS_STOMP",
+    "127.0.0.1:61613",
+    help="Rucio events: `host:port` of the STOMP broker Rucio's Hermes sends its messages to.",
+)
+IDDS_RUCIO_EVENTS_DESTINATION = env_str(
+    "IDDS_RUCIO_EVENTS_DESTINATION",
+    "/topic/rucio.events",
+    help="Rucio events: the topic or queue Hermes sends to (Hermes' `[messaging-hermes] destination`).",
+)
+IDDS_RUCIO_EVENTS_USERNAME = env_str("IDDS_RUCIO_EVENTS_USERNAME", "", help="Rucio events: broker user name.")
+IDDS_RUCIO_EVENTS_PASSWORD = env_secret("IDDS_RUCIO_EVENTS_PASSWORD", "", help="Rucio events: broker password.")
+IDDS_RUCIO_EVENTS_GRACE_SECONDS = env_float(
+    "IDDS_RUCIO_EVENTS_GRACE_SECONDS",
+    120.0,
+    minimum=1.0,
+    help="Rucio events: a rule whose OK-lock count is still above the files known landed this many seconds "
+    "later has its locks listed in full (a message was lost or late: polling is the safety net).",
+)
+IDDS_RUCIO_EVENTS_RETENTION_SECONDS = env_float(
+    "IDDS_RUCIO_EVENTS_RETENTION_SECONDS",
+    86400.0,
+    minimum=60.0,
+    help="Rucio events: recorded events older than this are deleted by the event recorder.",
+)
 
 # Sandbox for user programs (docs/sandbox.md): bubblewrap by default, or a container engine. The host only
 # for staff and only when allowed here. Limits are ceilings: a request may ask for less.

@@ -79,8 +79,13 @@ def sqlalchemy_url(database_url: str, database: str) -> str:
 class RucioServer:
     """One Rucio server: ``bootstrap()`` its database, ``start()``/``stop()`` its web process."""
 
-    def __init__(self, directory: Path, *, database: str, postgres_url: str, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, database: str, postgres_url: str, port: int | None = None, access_log: bool = False
+    ) -> None:
         self.directory = Path(directory)
+        # With ``access_log``, gunicorn writes "<method> <path> <status> <microseconds>" per request to
+        # logs/access.log (the benchmark reads the lock listings' server time from it).
+        self.access_log = access_log
         self.database = database
         self.postgres_url = postgres_url
         self.port = port or free_port()
@@ -147,11 +152,17 @@ class RucioServer:
             check=True,
         )
 
+    @property
+    def access_log_path(self) -> Path:
+        return self.directory / "logs" / "access.log"
+
     def start(self) -> RucioServer:
         log = (self.directory / "logs" / "server.log").open("ab")
+        logging = ["--access-logfile", str(self.access_log_path), "--access-logformat", "%(m)s %(U)s %(s)s %(D)s"]
         self.process = subprocess.Popen(
             [
                 str(rucio_venv() / "bin" / "gunicorn"),
+                *(logging if self.access_log else []),
                 "rucio.web.rest.flaskapi.v1.main:application",
                 "-b",
                 f"127.0.0.1:{self.port}",
@@ -219,6 +230,31 @@ class RucioServer:
             stderr=log,
             start_new_session=True,
         )
+
+
+def start_hermes(server: RucioServer, *, broker: str, destination: str) -> subprocess.Popen:
+    """Rucio's Hermes daemon on ``server``'s database, sending its messages (``transfer-done`` ...)
+    to the STOMP broker ``host:port`` (no TLS; ActiveMQ's default admin/admin) at ``destination``.
+
+    Hermes reads its own copy of the config (``hermes.cfg``: rucio.cfg plus the messaging
+    sections), so the web server and the transfer tool need no broker. It runs every second.
+    """
+    host, port = broker.rsplit(":", 1)
+    config = server.directory / "hermes.cfg"
+    config.write_text(
+        server.config.read_text() + "\n[hermes]\nservices_list = activemq\n\n"
+        "[messaging-hermes]\n"
+        f"brokers = {host}\nport = {port}\nnonssl_port = {port}\nuse_ssl = False\n"
+        f"username = admin\npassword = admin\ndestination = {destination}\n"
+    )
+    log = (server.directory / "logs" / "hermes.log").open("ab")
+    return subprocess.Popen(
+        [str(rucio_venv() / "bin" / "rucio-hermes"), "--sleep-time", "1", "--bulk", "1000"],
+        env={**server.env, "RUCIO_CONFIG": str(config)},
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
 
 
 def stop_process(process: subprocess.Popen) -> None:

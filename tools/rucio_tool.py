@@ -17,6 +17,8 @@ the ``vos`` row the bootstrap leaves out.
   -> ``lock.successful_transfer``: locks OK) or, for a file the control file says fails from that
   source, UNAVAILABLE (-> ``lock.failed_transfer``: locks STUCK); the request is archived into the
   request history, which ``GET /rules/{id}/analysis`` reads for the source that failed;
+  with the conveyor's ``transfer-done`` / ``transfer-failed`` message (``add_monitor_message``) in
+  Rucio's ``messages`` table, which Hermes (``RucioServer.start_hermes``) sends to a STOMP broker;
 * judge-repairer (``recover_after``): a failed file later lands after all, turning STUCK locks OK.
 
 The control file (JSON, re-read when it changes) holds ``fail`` ({file name: [source RSEs]}),
@@ -267,30 +269,30 @@ class TransferTool:
         return len(events)
 
     def _finish(self, session: Any) -> list[dict[str, Any]]:
-        done = 0
-        events = []
         now = time.monotonic()
-        while self.pending and self.pending[0].due <= now and done < BATCH:
-            item = heapq.heappop(self.pending)
-            state = ReplicaState.UNAVAILABLE if item.fails else ReplicaState.AVAILABLE
-            replica = {"scope": item.scope, "name": item.name, "rse_id": item.dest_rse_id, "state": state}
-            if item.fails:
-                replica["error_message"] = f"transfer from {item.source} failed: tape read error"
-            try:
-                # One savepoint per transfer: a file whose replica is gone does not undo the batch.
-                with session.begin_nested():
-                    update_replicas_states([replica], nowait=False, session=session)
-                    if item.request_id is not None:
-                        request_core.transition_request_state(
-                            item.request_id,
-                            state=RequestState.FAILED if item.fails else RequestState.DONE,
-                            err_msg="tape read error" if item.fails else None,
-                            session=session,
-                        )
-                        request_core.archive_request(item.request_id, session=session)
-            except Exception:
-                logging.exception("transfer of %s could not be completed", item.name)
-                continue
+        due: list[Completion] = []
+        while self.pending and self.pending[0].due <= now and len(due) < BATCH:
+            due.append(heapq.heappop(self.pending))
+        if not due:
+            return []
+        try:
+            # The whole batch at once, as the finisher updates replicas in bulk...
+            with session.begin_nested():
+                self._complete(due, session)
+            completed = due
+        except Exception:
+            # ... and one savepoint per transfer when that fails: a file whose replica is gone does
+            # not undo the others.
+            completed = []
+            for item in due:
+                try:
+                    with session.begin_nested():
+                        self._complete([item], session)
+                    completed.append(item)
+                except Exception:
+                    logging.exception("transfer of %s could not be completed", item.name)
+        events = []
+        for item in completed:
             recover = self.control.get("recover_after", {}).get(item.name)
             if item.fails and recover is not None:
                 self.counter += 1
@@ -315,8 +317,41 @@ class TransferTool:
                     "at": time.time(),
                 }
             )
-            done += 1
         return events
+
+    @staticmethod
+    def _complete(items: list[Completion], session: Any) -> None:
+        """The destination replicas AVAILABLE (or UNAVAILABLE: the transfer failed), which turns the
+        locks OK (or STUCK); each request DONE (or FAILED) with the conveyor's message, then archived."""
+        replicas = []
+        for item in items:
+            replica = {
+                "scope": item.scope,
+                "name": item.name,
+                "rse_id": item.dest_rse_id,
+                "state": ReplicaState.UNAVAILABLE if item.fails else ReplicaState.AVAILABLE,
+            }
+            if item.fails:
+                replica["error_message"] = f"transfer from {item.source} failed: tape read error"
+            replicas.append(replica)
+        update_replicas_states(replicas, nowait=False, session=session)
+        for item, replica in zip(items, replicas, strict=True):
+            if item.request_id is None:
+                continue
+            outcome = RequestState.FAILED if item.fails else RequestState.DONE
+            request_core.transition_request_state(
+                item.request_id, state=outcome, err_msg="tape read error" if item.fails else None, session=session
+            )
+            # The conveyor's message (transfer-done / transfer-failed) for Hermes to send on, in the
+            # same transaction as the state change, as the conveyor-poller does.
+            request = request_core.get_request(item.request_id, session=session)
+            request_core.add_monitor_message(
+                new_state=outcome,
+                request=request,
+                additional_fields={"src-rse": item.source, "reason": replica.get("error_message")},
+                session=session,
+            )
+            request_core.archive_request(item.request_id, session=session)
 
     def run(self, interval: float) -> None:
         while True:

@@ -182,6 +182,7 @@ class RucioBackend(StagingBackend):
         ca_cert: str | None = None,
         timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
         tape_expression: str = DEFAULT_TAPE_EXPRESSION,
+        transfer_events: bool = False,
     ) -> None:
         if not rucio_host:
             raise ImproperlyConfigured("rucio_host is empty: give the URL of the Rucio server")
@@ -198,6 +199,9 @@ class RucioBackend(StagingBackend):
         self.ca_cert = ca_cert
         self.timeout = timeout
         self.tape_expression = tape_expression
+        # Polls take landed files from Rucio's transfer-done messages (carousel.rucio_events) and list
+        # a rule's locks only when its counters disagree; without it every poll lists every lock.
+        self.transfer_events = transfer_events
         self._client: Client | None = None
         # Source expressions Rucio resolved to at least one RSE (checked once per backend).
         self._good_expressions: set[str] = set()
@@ -218,6 +222,7 @@ class RucioBackend(StagingBackend):
             password=settings.IDDS_RUCIO_PASSWORD or None,
             creds=credentials_from_settings(settings.IDDS_RUCIO_AUTH_TYPE),
             ca_cert=settings.IDDS_RUCIO_CA_CERT or None,
+            transfer_events=settings.IDDS_RUCIO_EVENTS,
         )
 
     # -- plumbing -------------------------------------------------------------------------------

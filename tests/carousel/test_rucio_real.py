@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from carousel.backends.base import RuleRequest
 from carousel.backends.rucio import DELETED_MARK, RucioBackend
@@ -395,15 +397,42 @@ def test_it_reports_rejected_credentials_without_crashing(real_rucio: RealRucio)
     assert "Cannot authenticate" in str(failed.value)
 
 
+def test_an_oidc_backend_presents_the_bearer_token_a_token_agent_keeps(monkeypatch, tmp_path, real_rucio: RealRucio):
+    # given an account whose only token is in the file a token agent keeps fresh (WLCG bearer token
+    # discovery: BEARER_TOKEN_FILE), issued by the real server, and nothing in the client's token cache
+    name, _ = real_rucio.add_dataset(files=3)
+    account = f"oidc{uuid.uuid4().hex[:8]}"
+    real_rucio.root.add_account(account, "SERVICE", "oidc@example.org")
+    real_rucio.root.add_identity(account, account, "USERPASS", "oidc@example.org", password="secret")
+    issued = requests.get(
+        f"{real_rucio.url}/auth/userpass",
+        headers={"X-Rucio-Account": account, "X-Rucio-Username": account, "X-Rucio-Password": "secret"},
+        timeout=30,
+    )
+    token_file = tmp_path / "bt_u0"
+    token_file.write_text(issued.headers["X-Rucio-Auth-Token"])
+    monkeypatch.setenv("BEARER_TOKEN_FILE", str(token_file))
+    backend = real_rucio.backend(
+        account=account,
+        auth_type="oidc",
+        username=None,
+        password=None,
+        creds={"oidc_scope": "openid profile", "oidc_audience": "rucio"},
+    )
+
+    # when
+    files = backend.list_files(SCOPE, name)
+
+    # then the OIDC client authenticated with that token, with the scope and audience it was given
+    assert len(files) == 3
+    assert backend.client.auth_type == "oidc"
+    assert (backend.client.creds["oidc_scope"], backend.client.creds["oidc_audience"]) == ("openid profile", "rucio")
+
+
 def test_it_is_configured_by_the_django_settings(settings, real_rucio: RealRucio):
     # given
     name, _ = real_rucio.add_dataset(files=4)
-    settings.IDDS_RUCIO_HOST = real_rucio.url
-    settings.IDDS_RUCIO_AUTH_HOST = real_rucio.url
-    settings.IDDS_RUCIO_ACCOUNT = "idds"
-    settings.IDDS_RUCIO_AUTH_TYPE = "userpass"
-    settings.IDDS_RUCIO_USERNAME = "idds"
-    settings.IDDS_RUCIO_PASSWORD = "secret"
+    real_rucio.configure(settings, staging=False)
 
     # when
     backend = RucioBackend.from_settings()
@@ -419,14 +448,7 @@ def test_the_service_stages_through_rucio_and_restages_a_stuck_file_from_the_oth
     name, rows = real_rucio.add_dataset(files=12)
     stuck = rows[0]["name"]
     real_rucio.fail(stuck, CERN_TAPE)
-    settings.IDDS_STAGING_BACKEND = "rucio"
-    settings.IDDS_RUCIO_HOST = real_rucio.url
-    settings.IDDS_RUCIO_AUTH_HOST = real_rucio.url
-    settings.IDDS_RUCIO_ACCOUNT = "idds"
-    settings.IDDS_RUCIO_AUTH_TYPE = "userpass"
-    settings.IDDS_RUCIO_USERNAME = "idds"
-    settings.IDDS_RUCIO_PASSWORD = "secret"
-    settings.IDDS_POLL_MAX_SECONDS = 1.0
+    real_rucio.configure(settings)
     body = {
         "request_type": 2,
         "scope": SCOPE,
@@ -436,7 +458,9 @@ def test_the_service_stages_through_rucio_and_restages_a_stuck_file_from_the_oth
             "workload_id": 4242,
             "src_rse": CERN_TAPE,
             "dest_rse": DISK,
-            "max_waiting_time": 5,
+            # Long enough for the stuck file to fail before the re-stage is due on a loaded machine (the
+            # re-stage avoids the source only once it knows it), short enough for a test.
+            "max_waiting_time": 30,
         },
     }
 
