@@ -8,10 +8,39 @@ from collections.abc import Callable, Iterator
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
+from django.core.management.commands import flush
+from django.db import OperationalError
 from rest_framework.test import APIClient
 
 from idds_site.celery import app as celery_app
 from requests_app.auth.tokens import token_issue
+
+
+FLUSH_TRIES = 5
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_retried_on_deadlock() -> Iterator[None]:
+    """The test worker may still be finishing a task (a roll-up, a poll, the conductor's last
+    delivery) when a test's database is flushed; its row locks against the flush's TRUNCATE are a
+    deadlock that PostgreSQL resolves by aborting the flush. The flush then simply runs again:
+    the worker's transaction has committed by then, and TRUNCATE leaves nothing it wrote."""
+    handle = flush.Command.handle
+
+    def handle_retried(self, **options):
+        for attempt in range(1, FLUSH_TRIES + 1):
+            try:
+                return handle(self, **options)
+            except Exception as exc:  # noqa: BLE001 - Django wraps the deadlock in CommandError
+                cause = exc.__cause__ or exc
+                if attempt == FLUSH_TRIES or not isinstance(cause, OperationalError) or "deadlock" not in str(cause):
+                    raise
+                time.sleep(0.2 * attempt)
+        return None
+
+    flush.Command.handle = handle_retried
+    yield
+    flush.Command.handle = handle
 
 
 @pytest.fixture
