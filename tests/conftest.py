@@ -15,7 +15,6 @@ from rest_framework.test import APIClient
 from idds_site.celery import app as celery_app
 from requests_app.auth.tokens import token_issue
 
-
 FLUSH_TRIES = 5
 
 
