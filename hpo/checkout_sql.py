@@ -64,15 +64,8 @@ def lease_free_points(
     }
     points = list(Content.objects.raw(sql, params))
     for point in points:
-        point.hpo_lease = PointLease(
-            content=point,
-            transform_id=transform_id,
-            worker=worker,
-            user_id=principal.user_id,
-            worker_token_id=principal.worker_token_id,
-            leased_at=now,
-            expires_at=expires_at,
-            heartbeats=0,
+        point.hpo_lease = PointLease.granted(
+            point, transform_id=transform_id, worker=worker, principal=principal, leased_at=now, expires_at=expires_at
         )
     return points
 

@@ -40,6 +40,22 @@ class PointLease(models.Model):
     def __str__(self) -> str:
         return f"point {self.content_id} leased to {self.worker} until {self.expires_at:%H:%M:%S}"
 
+    @classmethod
+    def granted(
+        cls, content: Content, *, transform_id: int, worker: str, principal, leased_at, expires_at
+    ) -> PointLease:
+        """An unsaved fresh lease of ``content`` to ``worker`` of ``principal`` (both checkout paths build them)."""
+        return cls(
+            content=content,
+            transform_id=transform_id,
+            worker=worker,
+            user_id=principal.user_id,
+            worker_token_id=principal.worker_token_id,
+            leased_at=leased_at,
+            expires_at=expires_at,
+            heartbeats=0,
+        )
+
 
 class Generation(models.Model):
     """The outcome of one generator run (one processing): its points, or why it failed.

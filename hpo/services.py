@@ -198,15 +198,8 @@ def _lease_free_points_orm(
         Content.objects.filter(pk__in=[p.pk for p in free]), ContentStatus.PROCESSING, status_changed_at=now
     )
     leases = [
-        PointLease(
-            content=p,
-            transform=transform,
-            worker=worker,
-            user_id=principal.user_id,
-            worker_token_id=principal.worker_token_id,
-            leased_at=now,
-            expires_at=expires_at,
-            heartbeats=0,
+        PointLease.granted(
+            p, transform_id=transform.pk, worker=worker, principal=principal, leased_at=now, expires_at=expires_at
         )
         for p in free
     ]
