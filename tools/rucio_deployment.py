@@ -116,6 +116,7 @@ class RucioDeployment:
             "fail": {},
             "recover_after": {},
             "skip": [],
+            "hold": [],
             "source_order": list(TAPES),
         }
         self.root: Client | None = None

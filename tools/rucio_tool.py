@@ -21,9 +21,9 @@ the ``vos`` row the bootstrap leaves out.
   Rucio's ``messages`` table, which Hermes (``RucioServer.start_hermes``) sends to a STOMP broker;
 * judge-repairer (``recover_after``): a failed file later lands after all, turning STUCK locks OK.
 
-The control file (JSON, re-read when it changes) holds ``fail`` ({file name: [source RSEs]}),
-``recover_after`` ({file name: simulated seconds}), ``inject`` (false holds INJECT rules) and
-``skip`` (dataset names whose transfers are parked, never done) and ``source_order`` (the
+The control file (JSON, re-read every step) holds ``fail`` ({file name: [source RSEs]}),
+``recover_after`` ({file name: simulated seconds}), ``hold`` (dataset names whose INJECT rules stay
+there), ``skip`` (dataset names whose transfers are parked, never done) and ``source_order`` (the
 preferred sources first, as Rucio's distance ranking would).
 Each completion is appended to the events file as one JSON line (name, dest, source, state, at).
 """
@@ -159,12 +159,13 @@ class TransferTool:
     # -- the daemons ---------------------------------------------------------------------------
 
     def inject(self) -> int:
-        if self.control.get("inject", True) is False:
-            return 0
+        held = self.control.get("hold", [])
         with db_session() as session:
             rule_ids = list(
                 session.execute(
-                    select(models.ReplicationRule.id).where(models.ReplicationRule.state == RuleState.INJECT)
+                    select(models.ReplicationRule.id).where(
+                        models.ReplicationRule.state == RuleState.INJECT, models.ReplicationRule.name.not_in(held)
+                    )
                 ).scalars()
             )
         for rule_id in rule_ids:

@@ -8,6 +8,11 @@ import pytest
 
 from carousel.tape.catalogue import DatasetSpec, TapeConfig, catalogue_create
 
+# Registered here, once: a session fixture imported into two test modules is two fixtures, and two
+# Rucio deployments on one database each drop the other's and run a transfer tool that completes
+# the other's transfers without its failures (tests/carousel/rucio_server.py).
+from tests.carousel.rucio_server import real_rucio_server  # noqa: F401 - the fixture
+
 FILE_BYTES = 2_000_000_000
 
 

@@ -113,9 +113,10 @@ class RealRucio:
         self.control["recover_after"][file_name] = after_seconds
         self._write_control()
 
-    def hold_injection(self, held: bool) -> None:
-        """While held, rules in INJECT stay there (no judge-injector)."""
-        self.control["inject"] = not held
+    def hold_injection(self, name: str) -> None:
+        """Rules on the dataset ``name`` stay in INJECT (no judge-injector for them); other tests'
+        rules are injected as before (the server is shared)."""
+        self.control["hold"].append(name)
         self._write_control()
 
     def skip_dataset(self, name: str) -> None:

@@ -16,13 +16,12 @@ from carousel.models import RucioTransferEvent
 from carousel.rucio_events import EventRecorder, parse_message
 from requests_app.models import Message, Processing, Request
 from requests_app.models.statuses import RequestStatus
-from tests.carousel.rucio_server import (  # noqa: F401 - the fixture
+from tests.carousel.rucio_server import (
     BNL_TAPE,
     CERN_TAPE,
     DISK,
     SCOPE,
     RealRucio,
-    real_rucio_server,
 )
 from tests.conftest import wait_for
 from tools.brokers import ActiveMQBroker

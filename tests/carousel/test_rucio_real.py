@@ -13,14 +13,13 @@ from carousel.backends.rucio import DELETED_MARK, RucioBackend
 from requests_app.errors import PermanentError, TransientError
 from requests_app.models import Message, Processing, Request
 from requests_app.models.statuses import RequestStatus
-from tests.carousel.rucio_server import (  # noqa: F401 - the fixture
+from tests.carousel.rucio_server import (
     BNL_TAPE,
     CERN_TAPE,
     DISK,
     OTHER_DISK,
     SCOPE,
     RealRucio,
-    real_rucio_server,
 )
 from tests.conftest import wait_for
 from tools.servers import free_port
@@ -279,7 +278,7 @@ def test_it_sees_a_rule_of_ten_thousand_files_start_in_inject_with_no_locks(real
     # given (the judge-injector held: injecting 10,000 locks takes minutes on a shared test machine)
     name, _ = real_rucio.add_dataset(files=10_000)
     real_rucio.skip_dataset(name)
-    real_rucio.hold_injection(True)
+    real_rucio.hold_injection(name)
     backend = real_rucio.backend()
 
     # when
