@@ -182,6 +182,8 @@ def throughput_phase(targets, count: int, max_files: int, rng: random.Random) ->
         with transaction.atomic():  # bulk_create alone: no wake-up per commit, the backlog waits
             ids += [m.pk for m in Message.objects.bulk_create(messages[start : start + INSERT_BATCH])]
     files = sum(m.num_contents for m in messages)
+    # Bodies grow with the keys a message carries: bytes/s compares runs whose bodies differ.
+    body_bytes = sum(len(json.dumps(m.body, separators=(",", ":"))) for m in messages)
     started = time.time()
     celery_app.send_task("idds.conductor.messages_deliver", queue="conductor")
     wait_delivered(ids, timeout=600)
@@ -193,6 +195,8 @@ def throughput_phase(targets, count: int, max_files: int, rng: random.Random) ->
         "seconds": round(elapsed, 2),
         "msgs_per_s": round(len(ids) / elapsed, 1),
         "files_per_s": round(files / elapsed, 1),
+        "mean_body_kb": round(body_bytes / len(messages) / 1000, 1),
+        "body_mb_per_s": round(body_bytes / elapsed / 1e6, 2),
     }
 
 

@@ -5,7 +5,7 @@ ends, and its Hermes daemon sends them to a STOMP broker as JSON
 (``{"event_type": ..., "payload": {"scope", "name", "dst-rse", "src-rse", ...}, "created_at": ...}``).
 ``EventRecorder`` (run by ``manage.py carousel_rucio_events``) subscribes to them and records each
 as a ``RucioTransferEvent`` row, acknowledging a message only after its row is committed. A poll
-(``carousel.polling``) then takes the files that landed from these rows (one indexed query) instead
+(``carousel.worktype``) then takes the files that landed from these rows (one indexed query) instead
 of listing every lock of its rule, and lists the locks only when the rule's counters disagree with
 what the events said (a message lost or late, a stuck lock): polling stays the safety net.
 """
@@ -21,9 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stomp
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from carousel.backends.base import StagingBackend
 from carousel.models import RucioTransferEvent
 
 logger = logging.getLogger(__name__)
@@ -200,3 +202,28 @@ def landed_after(*, names_query: Any, destination: str, after: int) -> tuple[lis
         .values_list("created_at", "name")
     )
     return list(rows), latest
+
+
+def needs_listing(backend: StagingBackend, index: int, group: dict[str, Any], *, known_ok: int) -> bool:
+    """Whether a group's locks must be listed although transfer events arrive: re-stage groups
+    (one rule per file, small) always; the dataset rule when its counters (one cheap read) show a
+    stuck lock not seen yet, OK locks when it was submitted (files there before it), or more OK
+    locks ``grace`` seconds ago than files known landed now (an event was lost or is late)."""
+    if index > 0 or len(group["rule_ids"]) != 1:
+        return True
+    info = backend.get_rule(group["rule_ids"][0])
+    now = backend.now()
+    grace = timedelta(seconds=settings.IDDS_RUCIO_EVENTS_GRACE_SECONDS)
+    checkpoint = group.get("ok_checkpoint")
+    checked_at = datetime.fromisoformat(checkpoint["at"]) if checkpoint else None
+    if checked_at is None:
+        # The first look: locks OK when the rule was submitted (files on the destination before it,
+        # an adopted rule) came with no message.
+        behind = group.get("ok_at_submit", 0) > known_ok
+    else:
+        behind = now - checked_at >= grace and known_ok < checkpoint["ok"]
+    new_stuck = info.locks_stuck_cnt > group.get("stuck_seen", 0)
+    if checked_at is None or now - checked_at >= grace or behind:
+        group["ok_checkpoint"] = {"at": now.isoformat(), "ok": info.locks_ok_cnt}
+    group["stuck_seen"] = info.locks_stuck_cnt
+    return behind or new_stuck

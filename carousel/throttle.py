@@ -9,6 +9,9 @@ workload system does), and a new request joins only while at most ``max_staging_
 window (default 50 %) is still in flight, so the tape system receives large batches it can sort
 into tape order instead of a trickle. A request bigger than the window is admitted alone, when
 the source is idle. The destination has its own cap (``max_files_per_destination``).
+
+When files land or a request ends, ``offer_room`` hands the freed room to the waiting requests
+at once (debounced per source); the watchdog's sweep is the safety net.
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from carousel.models import ThrottleBucket, ThrottleReservation
-from requests_app.models import Collection, Processing, Request
+from requests_app import handoffs
+from requests_app.models import Collection, Processing, Request, Transform
 from requests_app.models.statuses import REQUEST_TERMINAL, CollectionRelationType
+
+# Offers of freed room to waiting requests, debounced per source in each process (Django's cache).
+WAKE_KEY = "carousel:wake-throttled"
+WAKE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -170,3 +179,22 @@ def throttled_request_ids(*, source: str | None = None, destination: str | None 
             if its_source == source or (head[2] == "destination" and head[1] == destination)
         }
     return sorted(request_id for request_id, *_ in heads.values())
+
+
+def offer_room(transform: Transform, *, debounce: bool = False) -> None:
+    """Offer the room this transform made at its source and destination to the waiting requests
+    that can use it (the throttle's heads), right away.
+
+    Polls land files every second or so on a busy source, so with ``debounce`` a source gets at
+    most one immediate offer per WAKE_SECONDS and one trailing offer at the end of that window,
+    which sees every landing in between; the watchdog is the safety net.
+    """
+    source = transform.transform_metadata.get("source", "")
+    destination = transform.transform_metadata.get("destination", "")
+    delay = 0.0
+    if debounce and not cache.add(f"{WAKE_KEY}:{source}", True, timeout=WAKE_SECONDS):
+        if not cache.add(f"{WAKE_KEY}:{source}:trailing", True, timeout=WAKE_SECONDS):
+            return
+        delay = WAKE_SECONDS
+    for request_id in throttled_request_ids(source=source, destination=destination):
+        handoffs.request_retry_admission(request_id, countdown=delay)

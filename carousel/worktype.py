@@ -12,22 +12,32 @@ Life of a request (docs/architecture.md; docs/idds-reference.md §5):
   adopt the request's ``rule_id``.
 * ``poll``: lock changes since the last poll become Available updates (the carrier writes the
   ``file_stagein`` messages in the same transaction); stuck files are re-staged after
-  ``max_waiting_time`` (``carousel.polling``).
+  ``max_waiting_time``, and fail for good when no re-stage is left.
 * ``abort``: delete every rule of the processing.
+
+State between polls lives in ``processing_metadata`` (written by the carrier in the same
+transaction as the content updates, so a crash between two polls loses nothing):
+
+* ``rules``: one entry per rule group — the main rule, then each re-stage — with its rule ids,
+  its creation time on the backend clock, the source it avoids, and ``since``: the latest lock
+  change already applied (each group keeps its own, as groups run on different drives).
+* ``stuck``: files whose latest attempt is stuck, with the index of that group; ``stuck_count``
+  feeds the throttle (a stuck file no longer occupies its source's queue).
+* ``events_cursor`` (Rucio with transfer events): the last recorded event read (``carousel.rucio_events``).
 """
 
 from __future__ import annotations
 
-import logging
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.core.cache import cache
+from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 
-from requests_app import handoffs
 from requests_app.errors import PermanentError
-from requests_app.models import Content, Processing, Request, Transform
+from requests_app.models import Collection, Content, Processing, Request, Transform
 from requests_app.models.statuses import (
     REQUEST_TERMINAL,
     CollectionRelationType,
@@ -48,16 +58,18 @@ from requests_app.worktypes.base import (
 )
 
 from .backends import get_backend
-from .backends.base import RuleRequest, main_source
+from .backends.base import RuleRequest, StagingBackend, main_source
 from .metadata import clean_stagein_metadata
-from .polling import poll_stagein
-from .rucio_events import latest_event_id
-from .throttle import reservation_of, throttle_admit, throttled_request_ids
+from .rucio_events import landed_after, latest_event_id, needs_listing
+from .throttle import offer_room, reservation_of, throttle_admit
 
-logger = logging.getLogger(__name__)
-# Offers of freed room to waiting requests, debounced per source in each process (Django's cache).
-WAKE_KEY = "carousel:wake-throttled"
-WAKE_SECONDS = 1.0
+# Files named in the collection message of a partly failed dataset; the rest are counted.
+MAX_FAILED_LISTED = 2000
+# Contents still waiting for their file (not Available, not finally failed).
+PENDING = (ContentStatus.NEW, ContentStatus.PROCESSING, ContentStatus.FAILED, ContentStatus.LOST, ContentStatus.MAPPED)
+# A poll at the instant of a landing could see it a hair early; aim just after it.
+EVENT_MARGIN_SECONDS = 0.02
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 # Files named in the collection message of a partly failed dataset; the rest are counted.
 MAX_FAILED_LISTED = 2000
 
@@ -162,27 +174,58 @@ class StageInWorkType(WorkType):
         )
 
     def poll(self, processing: Processing) -> PollResult:
+        """Read every rule group's lock changes, then decide re-stages and final failures."""
+        backend = get_backend()
         transform = processing.transform
-        meta = transform.request.request_metadata
-        outcome = poll_stagein(
-            backend=get_backend(),
-            processing=processing,
-            request_metadata=meta,
-            source=transform.transform_metadata.get("source", ""),
-        )
-        updates = [ContentUpdate(name=name, status=ContentStatus.AVAILABLE) for name in outcome.landed]
-        updates += [ContentUpdate(name=name, status=ContentStatus.FINAL_FAILED) for name in outcome.final_failed]
-        room_freed = outcome.landed or outcome.metadata.get("stuck_count") != processing.processing_metadata.get(
-            "stuck_count"
-        )
+        request_metadata = transform.request.request_metadata
+        meta = processing.processing_metadata
+        groups: list[dict[str, Any]] = [dict(group) for group in meta.get("rules", [])]
+        stuck: dict[str, int] = dict(meta.get("stuck", {}))
+        cursor = meta.get("events_cursor")
+        if getattr(backend, "transfer_events", False):
+            destination = request_metadata.get("dest_rse") or _destination(groups)
+            landed, cursor = _collect_from_events(backend, processing, groups, stuck, destination, int(cursor or 0))
+        else:
+            landed = _collect(backend, groups, stuck)
+        landed_names = list(dict.fromkeys(name for _, name in landed))
+        exhausted = len(groups) - 1 >= int(request_metadata.get("max_extra_rules", 1))
+        due_at = _parse(groups[-1]["created_at"]) + timedelta(seconds=float(request_metadata["max_waiting_time"]))
+        restage_due = not exhausted and backend.now() >= due_at
+        final_failed: list[str] = []
+        note = None
+        # The counters say how many files are missing; the names are needed only to finish, to fail
+        # stuck files or to re-stage. The estimate never overshoots (a file announced twice only
+        # lowers it), so "nothing missing" is always checked against the names.
+        estimate = _pending_estimate(processing) - len(landed_names)
+        if estimate > 0 and not restage_due and not (exhausted and stuck):
+            remaining_count = estimate
+        else:
+            remaining = set(_pending(processing).values_list("name", flat=True)) - set(landed_names)
+            stuck = {name: index for name, index in stuck.items() if name in remaining}
+            if exhausted:
+                # No rule left to try: a file stuck in the last group has failed for good.
+                last = len(groups) - 1
+                final_failed = sorted(name for name, index in stuck.items() if index == last)
+                remaining -= set(final_failed)
+            if remaining and restage_due:
+                source = transform.transform_metadata.get("source", "")
+                note = _restage(backend, processing, groups, remaining, stuck, request_metadata, source)
+                stuck = {name: index for name, index in stuck.items() if name not in remaining}
+            remaining_count = len(remaining)
+        metadata = {"rules": groups, "stuck": stuck, "stuck_count": len(stuck), "remaining_files": remaining_count}
+        if cursor is not None:
+            metadata["events_cursor"] = cursor
+        updates = [ContentUpdate(name=name, status=ContentStatus.AVAILABLE) for name in landed_names]
+        updates += [ContentUpdate(name=name, status=ContentStatus.FINAL_FAILED) for name in final_failed]
+        room_freed = landed_names or len(stuck) != meta.get("stuck_count")
         return PollResult(
             updates=updates,
-            status=ProcessingStatus.FINISHED if outcome.remaining == 0 else ProcessingStatus.RUNNING,
-            metadata=outcome.metadata,
-            next_poll_in=outcome.next_poll_in,
-            error=outcome.note,
+            status=ProcessingStatus.RUNNING if remaining_count else ProcessingStatus.FINISHED,
+            metadata=metadata,
+            next_poll_in=_next_poll_in(backend, groups, None if exhausted else due_at) if remaining_count else None,
+            error=note,
             # Once the landings are committed the throttle counts them: offer the room at once.
-            after_commit=[partial(_offer_room, transform, debounce=True)] if room_freed else [],
+            after_commit=[partial(offer_room, transform, debounce=True)] if room_freed else [],
         )
 
     def decide(self, transform: Transform) -> Decision:
@@ -200,7 +243,7 @@ class StageInWorkType(WorkType):
             decision.output = {"failed_files": failed}
             decision.reason = f"{decision.reason}; failed files: {', '.join(failed[:10])}".strip("; ")
         if decision.finish is not None:
-            transaction.on_commit(partial(_offer_room, transform))
+            transaction.on_commit(partial(offer_room, transform))
         return decision
 
     def abort(self, processing: Processing) -> None:
@@ -214,20 +257,152 @@ def _joins_live_transform(key: str | None) -> bool:
     return bool(key) and Transform.objects.filter(dedup_key=key).exclude(status__in=REQUEST_TERMINAL).exists()
 
 
-def _offer_room(transform: Transform, *, debounce: bool = False) -> None:
-    """Offer the room this transform made at its source and destination to the waiting requests
-    that can use it (the throttle's heads), right away.
+# -- one poll: where the files are, what landed, what to re-stage --------------------------------
 
-    Polls land files every second or so on a busy source, so with ``debounce`` a source gets at
-    most one immediate offer per WAKE_SECONDS and one trailing offer at the end of that window,
-    which sees every landing in between; the watchdog is the safety net.
-    """
-    source = transform.transform_metadata.get("source", "")
-    destination = transform.transform_metadata.get("destination", "")
-    delay = 0.0
-    if debounce and not cache.add(f"{WAKE_KEY}:{source}", True, timeout=WAKE_SECONDS):
-        if not cache.add(f"{WAKE_KEY}:{source}:trailing", True, timeout=WAKE_SECONDS):
-            return
-        delay = WAKE_SECONDS
-    for request_id in throttled_request_ids(source=source, destination=destination):
-        handoffs.request_retry_admission(request_id, countdown=delay)
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _destination(groups: list[dict[str, Any]]) -> str:
+    return next((group.get("destination") for group in groups if group.get("destination")), "")
+
+
+def _pending(processing: Processing) -> QuerySet[Content]:
+    """The output files not yet Available nor finally failed."""
+    return Content.objects.filter(
+        collection__transform_id=processing.transform_id,
+        collection__relation_type=CollectionRelationType.OUTPUT,
+        status__in=PENDING,
+    )
+
+
+def _output_counters(processing: Processing) -> QuerySet[Collection]:
+    """The output collection's counters (one row)."""
+    return Collection.objects.filter(transform_id=processing.transform_id, relation_type=CollectionRelationType.OUTPUT)
+
+
+def _pending_estimate(processing: Processing) -> int:
+    """Files not yet Available nor failed, from the counters."""
+    counters = _output_counters(processing).values_list("total_files", "processed_files", "failed_files")
+    return sum(total - processed - failed for total, processed, failed in counters)
+
+
+def _collect(
+    backend: StagingBackend, groups: list[dict[str, Any]], stuck: dict[str, int]
+) -> list[tuple[datetime, str]]:
+    """Read every group's lock changes since its cursor; update cursors and ``stuck`` in place."""
+    landed: list[tuple[datetime, str]] = []
+    for index, group in enumerate(groups):
+        landed.extend(_collect_group(backend, index, group, stuck))
+    landed.sort(key=lambda pair: pair[0])
+    return landed
+
+
+def _collect_group(
+    backend: StagingBackend, index: int, group: dict[str, Any], stuck: dict[str, int]
+) -> list[tuple[datetime, str]]:
+    """One group's lock changes since its cursor (every lock, for a backend without a change filter)."""
+    landed: list[tuple[datetime, str]] = []
+    since = _parse(group.get("since"))
+    latest = since
+    for lock in backend.list_locks_many(group["rule_ids"], since=since):
+        moment = lock.updated_at
+        # Backends without a change filter (Rucio) return every lock: skip what was applied.
+        if since is not None and moment is not None and moment <= since:
+            continue
+        if lock.state == "OK":
+            landed.append((moment or _EARLIEST, lock.name))
+            stuck.pop(lock.name, None)
+        elif lock.state == "STUCK":
+            stuck[lock.name] = index
+            if lock.source:
+                group.setdefault("stuck_sources", {})[lock.source] = True
+        else:
+            continue
+        if moment is not None and (latest is None or moment > latest):
+            latest = moment
+        if not group.get("destination") and lock.rse:
+            group["destination"] = lock.rse
+    group["since"] = latest.isoformat() if latest else None
+    return landed
+
+
+def _collect_from_events(
+    backend: StagingBackend,
+    processing: Processing,
+    groups: list[dict[str, Any]],
+    stuck: dict[str, int],
+    destination: str,
+    cursor: int,
+) -> tuple[list[tuple[datetime, str]], int]:
+    """The fast path (``backend.transfer_events``): files landed on ``destination`` from the recorded
+    transfer events after ``cursor``; a group's locks are listed only when its rule's counters
+    disagree with what is known (``rucio_events.needs_listing``). Returns (landed, new cursor)."""
+    names = _pending(processing).values("name")
+    from_events, cursor = landed_after(names_query=names, destination=destination, after=cursor)
+    landed = [(moment or _EARLIEST, name) for moment, name in from_events]
+    for _, name in landed:
+        stuck.pop(name, None)
+    released = sum(_output_counters(processing).values_list("processed_files", flat=True))
+    for index, group in enumerate(groups):
+        if needs_listing(backend, index, group, known_ok=released + len(landed)):
+            group["listings"] = group.get("listings", 0) + 1
+            landed.extend(_collect_group(backend, index, group, stuck))
+    landed.sort(key=lambda pair: pair[0])
+    return landed, cursor
+
+
+def _restage(
+    backend: StagingBackend,
+    processing: Processing,
+    groups: list[dict[str, Any]],
+    remaining: set[str],
+    stuck: dict[str, int],
+    request_metadata: dict[str, Any],
+    source: str,
+) -> str:
+    """A new rule for the files still missing, reading from anywhere but the source that failed."""
+    destination = request_metadata.get("dest_rse") or _destination(groups)
+    if not destination:
+        return "cannot re-stage: the destination RSE is unknown"
+    stuck_sources = [src for g in groups for src in g.get("stuck_sources", {})]
+    avoid = stuck_sources[-1] if stuck_sources else source
+    scope = request_metadata["scope"]
+    number = len(groups)
+    rule_ids = backend.create_rule(
+        backend.restage_request(
+            files=[(scope, name) for name in sorted(remaining)],
+            rse_expression=destination,
+            avoid_source=avoid or None,
+            lifetime=int(request_metadata.get("lifetime") or 0) or None,
+            comment=f"idds processing {processing.pk} restage {number}",
+        )
+    )
+    created = backend.now()
+    groups.append(
+        {
+            "kind": "restage",
+            "rule_ids": rule_ids,
+            "files": len(remaining),
+            "stuck_files": sum(1 for name in remaining if name in stuck),
+            "avoid_source": avoid,
+            "destination": destination,
+            "created_at": created.isoformat(),
+            # Changes before the rule existed are not its own.
+            "since": None,
+        }
+    )
+    return f"re-staged {len(remaining)} missing file(s) avoiding {avoid or 'no source'}"
+
+
+def _next_poll_in(backend: StagingBackend, groups: list[dict[str, Any]], restage_at: datetime | None) -> float | None:
+    """Seconds until the next lock change or re-stage is due, if the backend can tell."""
+    upcoming = [backend.next_change_at(group["rule_ids"], after=_parse(group.get("since"))) for group in groups]
+    if None in upcoming:
+        # The backend cannot tell (Rucio): the carrier's back-off decides.
+        return None
+    candidates = [backend.seconds_until(moment) for moment in upcoming]
+    if restage_at is not None:
+        candidates.append(backend.seconds_until(restage_at))
+    return min(min(candidates) + EVENT_MARGIN_SECONDS, settings.IDDS_POLL_MAX_SECONDS)

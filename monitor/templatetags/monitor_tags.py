@@ -14,8 +14,14 @@ from requests_app.models.statuses import STATUS_COLOURS
 register = template.Library()
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
-#: Badges of statuses the core has no colour for (active-learning loops and steps).
-_MORE_COLOURS = {"Done": "#198754", "Queued": "#6c757d", "Skipped": "#343a40"}
+#: Badges of statuses the core has no colour for (active-learning loops and steps, the health verdict).
+_MORE_COLOURS = {
+    "Done": "#198754",
+    "Queued": "#6c757d",
+    "Skipped": "#343a40",
+    "Healthy": "#198754",
+    "Unhealthy": "#dc3545",
+}
 
 
 @register.simple_tag

@@ -153,8 +153,14 @@ def test_the_service_takes_landed_files_from_events_and_lists_locks_only_for_a_s
     assert groups[1]["avoid_source"] == CERN_TAPE
     # the dataset rule's locks were listed once, when its counters showed the stuck lock
     assert groups[0]["listings"] == 1
-    landed = RucioTransferEvent.objects.filter(name=stuck, state="OK").values_list("source", flat=True)
-    assert list(landed) == [BNL_TAPE]
+    # and Rucio's message of the stuck file's landing says it came from the other tape (the re-stage
+    # rule's locks are listed, so the request may finish before Hermes has sent that message)
+    landed = wait_for(
+        lambda: list(RucioTransferEvent.objects.filter(name=stuck, state="OK").values_list("source", flat=True)),
+        timeout=60,
+        what="the stuck file's transfer-done event",
+    )
+    assert landed == [BNL_TAPE]
 
 
 def test_polling_stays_the_safety_net_when_no_event_arrives(celery_worker, settings, api, real_rucio: RealRucio):

@@ -73,6 +73,22 @@ def test_health_page_lists_queues(client: Client, db):
     assert page["outbox"]["backlog"] == 0
 
 
+def test_health_page_gives_its_verdict_in_a_badge_of_its_own(client: Client, db, no_beat):
+    # given no beat: unhealthy
+    unhealthy = client.get("/health/").content.decode()
+
+    # when the beat is recent
+    beat_record()
+    healthy = client.get("/health/").content.decode()
+
+    # then each verdict reads as what it is, not as a request status
+    assert ">Unhealthy</span>" in unhealthy
+    assert ">Healthy</span>" not in unhealthy
+    assert ">Healthy</span>" in healthy
+    assert ">Unhealthy</span>" not in healthy
+    assert ">Finished</span>" not in healthy + unhealthy
+
+
 def test_carousel_escapes_sources_and_counts_throttled(client: Client, user):
     request = campaign_request(owner=user, name=HOSTILE)
     ThrottleReservation.objects.create(
