@@ -6,7 +6,7 @@ For each sink it starts a Celery worker (solo pool, ``conductor`` queue) configu
 that sink, and a reference consumer on the far side, then measures two things:
 
 1. **Throughput**: ``--messages`` file messages (1 to 2000 files each, log-uniform, so most are
-   small and a few are large: mean about 260 files, ~45 kB) are committed as a backlog, then
+   small and a few are large: mean about 270 files, ~51 kB) are committed as a backlog, then
    the conductor is woken; messages/s and files/s run from the wake-up to the last
    ``delivered_at``. The consumer must receive every one (checked).
 2. **Latency**: messages are committed with ``messages_write`` (which wakes the conductor after
