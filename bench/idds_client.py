@@ -6,11 +6,16 @@ separate processes, as PanDA and pilots do.
 1. One client process: p50/p95 of ``ping``, ``add_request`` (a stage-in in PanDA's form), ``get_requests``
    (by id) and ``get_hyperparameters`` (one point by id), ``--calls`` each.
 2. HPO round trips, ``get_hyperparameters(id)`` + ``update_hyperparameter(id, loss)``, on studies of 200, 2,000
-   and 10,000 points, with 1 and 8 client processes for ``--seconds`` each. Clients cycle over the study's
-   points (all but the last two, so no new generation starts and the study keeps its size); after the first
-   pass a report repeats the same loss, which the service accepts as a no-op, as the original does.
+   and 10,000 points, with 1 and 8 client processes for ``--seconds`` each. Clients cycle over the same
+   ``--ids`` points of every study (default 200, the smallest study's size; never the last two points, so no
+   new generation starts and the study keeps its size): each cell does the same work — a first report of
+   each point, then reports repeating the same loss, which the service accepts as a no-op, as the original
+   does — so the cells differ only in the size of the study around those points. (Cycling over every point
+   of the study instead makes a 10,000-point cell write a new loss on nearly every report while a 200-point
+   cell repeats after its first 200: it then compares writes with no-ops, not study sizes.)
 
-    .venv/bin/python bench/idds_client.py [--calls 200] [--seconds 20] [--sizes 200,2000,10000] [--clients 1,8]
+    .venv/bin/python bench/idds_client.py [--calls 200] [--seconds 20] [--sizes 200,2000,10000] [--clients 1,8]\
+        [--ids 200]
 
 The last line printed is one JSON object. The original server's figures, measured the same way (issue #14):
 ping 3.0 ms, add_request 16 ms, get_requests 8.9 ms; round trips at 200 points 52/s (p50 18 ms) with 1 client
@@ -150,10 +155,10 @@ def wait_for_points(url: str, key: str, study_id: int, points: int, timeout: flo
     sys.exit(f"study {study_id} did not reach {points} points in {timeout}s")
 
 
-def round_trips(url: str, key: str, study_id: int, points: int, clients: int, seconds: float) -> dict:
+def round_trips(url: str, key: str, study_id: int, points: int, clients: int, seconds: float, ids: int) -> dict:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    usable = [str(n) for n in range(points - 2)]
+    usable = [str(n) for n in range(min(ids, points - 2))]
     start_at = time.time() + 3.0  # every process started and its client built before the clock runs
     processes = [
         context.Process(
@@ -171,6 +176,7 @@ def round_trips(url: str, key: str, study_id: int, points: int, clients: int, se
     return {
         "points": points,
         "clients": clients,
+        "ids_cycled": len(usable),
         "round_trips": len(latencies),
         "per_s": round(len(latencies) / seconds, 1),
         "p50_ms": round(percentile(latencies, 0.50), 1),
@@ -188,6 +194,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--sizes", default="200,2000,10000")
     parser.add_argument("--clients", default="1,8")
+    parser.add_argument("--ids", type=int, default=200, help="points each cell cycles over, the same in every study")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     client_counts = [int(c) for c in args.clients.split(",")]
@@ -226,7 +233,7 @@ def main() -> None:
         runs = []
         for size in sizes:
             for clients in client_counts:
-                run = round_trips(service.url, key, studies[size], size, clients, args.seconds)
+                run = round_trips(service.url, key, studies[size], size, clients, args.seconds, args.ids)
                 print(json.dumps(run))
                 runs.append(run)
 

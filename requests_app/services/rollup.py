@@ -48,8 +48,12 @@ def transform_rollup(*, transform_id: int) -> str:
     if transform is None or transform.status in REQUEST_TERMINAL:
         return "nothing to do"
     with transaction.atomic():
-        request = Request.objects.select_for_update().get(pk=transform.request_id)
-        transform = Transform.objects.select_for_update().get(pk=transform_id)
+        # NO KEY UPDATE: roll-ups, status changes and user actions still take turns, but the inserts
+        # that only reference these rows (an HPO checkout's lease, a report's outbox message) do not
+        # queue behind a roll-up, whose recount and decision grow with the study (FOR UPDATE blocks
+        # the foreign-key check of every such insert until the roll-up commits).
+        request = Request.objects.select_for_update(no_key=True).get(pk=transform.request_id)
+        transform = Transform.objects.select_for_update(no_key=True).get(pk=transform_id)
         if transform.status in REQUEST_TERMINAL or transform.status == RequestStatus.NEW:
             return "nothing to do"
         if request.status not in REQUEST_ACTIVE:
