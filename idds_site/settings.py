@@ -554,6 +554,12 @@ IDDS_RUCIO_CA_CERT = env_str(
     "",
     help="Rucio backend: CA bundle or directory to verify the Rucio servers (empty = the system's).",
 )
+IDDS_RUCIO_TAPE_EXPRESSION = env_str(
+    "IDDS_RUCIO_TAPE_EXPRESSION",
+    "istape=True",
+    help="Rucio backend: the RSE expression of every tape a re-stage may read from (the tape that failed is "
+    "taken out of it). `istape` is an attribute operators set; `rse_type=TAPE` needs none.",
+)
 IDDS_RUCIO_OIDC_SCOPE = env_str(
     "IDDS_RUCIO_OIDC_SCOPE", "openid profile", help="Rucio backend: OIDC scope requested with `oidc`."
 )

@@ -222,6 +222,7 @@ class RucioBackend(StagingBackend):
             password=settings.IDDS_RUCIO_PASSWORD or None,
             creds=credentials_from_settings(settings.IDDS_RUCIO_AUTH_TYPE),
             ca_cert=settings.IDDS_RUCIO_CA_CERT or None,
+            tape_expression=settings.IDDS_RUCIO_TAPE_EXPRESSION,
             transfer_events=settings.IDDS_RUCIO_EVENTS,
         )
 

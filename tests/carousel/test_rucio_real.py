@@ -440,6 +440,26 @@ def test_it_is_configured_by_the_django_settings(settings, real_rucio: RealRucio
     assert len(backend.list_files(SCOPE, name)) == 4
 
 
+def test_a_deployment_without_istape_restages_from_the_tapes_rucio_knows_by_type(settings, real_rucio: RealRucio):
+    # given a deployment that marks tapes only by Rucio's built-in RSE type
+    name, rows = real_rucio.add_dataset(files=2)
+    real_rucio.skip_dataset(name)
+    real_rucio.configure(settings, staging=False, IDDS_RUCIO_TAPE_EXPRESSION="rse_type=TAPE")
+    backend = RucioBackend.from_settings()
+    files = [(SCOPE, row["name"]) for row in rows]
+
+    # when
+    rule_ids = backend.create_rule(
+        backend.restage_request(files=files, rse_expression=DISK, avoid_source=CERN_TAPE, comment="idds p restage 1")
+    )
+
+    # then the real server took the expression and resolves it to the other tape only
+    rules = [real_rucio.root.get_replication_rule(rule) for rule in rule_ids]
+    assert {rule["source_replica_expression"] for rule in rules} == {f"rse_type=TAPE\\{CERN_TAPE}"}
+    resolved = {rse["rse"] for rse in real_rucio.root.list_rses(f"rse_type=TAPE\\{CERN_TAPE}")}
+    assert resolved == {BNL_TAPE}
+
+
 def test_the_service_stages_through_rucio_and_restages_a_stuck_file_from_the_other_tape(
     celery_worker, settings, api, real_rucio: RealRucio
 ):
