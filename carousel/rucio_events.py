@@ -216,14 +216,15 @@ def needs_listing(backend: StagingBackend, index: int, group: dict[str, Any], *,
     grace = timedelta(seconds=settings.IDDS_RUCIO_EVENTS_GRACE_SECONDS)
     checkpoint = group.get("ok_checkpoint")
     checked_at = datetime.fromisoformat(checkpoint["at"]) if checkpoint else None
+    due = checked_at is None or now - checked_at >= grace
     if checked_at is None:
         # The first look: locks OK when the rule was submitted (files on the destination before it,
         # an adopted rule) came with no message.
         behind = group.get("ok_at_submit", 0) > known_ok
     else:
-        behind = now - checked_at >= grace and known_ok < checkpoint["ok"]
+        behind = due and known_ok < checkpoint["ok"]
     new_stuck = info.locks_stuck_cnt > group.get("stuck_seen", 0)
-    if checked_at is None or now - checked_at >= grace or behind:
+    if due:
         group["ok_checkpoint"] = {"at": now.isoformat(), "ok": info.locks_ok_cnt}
     group["stuck_seen"] = info.locks_stuck_cnt
     return behind or new_stuck

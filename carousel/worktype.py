@@ -182,9 +182,12 @@ class StageInWorkType(WorkType):
         groups: list[dict[str, Any]] = [dict(group) for group in meta.get("rules", [])]
         stuck: dict[str, int] = dict(meta.get("stuck", {}))
         cursor = meta.get("events_cursor")
+        pending_count, released = _output_counters(processing)
         if getattr(backend, "transfer_events", False):
             destination = request_metadata.get("dest_rse") or _destination(groups)
-            landed, cursor = _collect_from_events(backend, processing, groups, stuck, destination, int(cursor or 0))
+            landed, cursor = _collect_from_events(
+                backend, processing, groups, stuck, destination, int(cursor or 0), released=released
+            )
         else:
             landed = _collect(backend, groups, stuck)
         landed_names = list(dict.fromkeys(name for _, name in landed))
@@ -196,7 +199,7 @@ class StageInWorkType(WorkType):
         # The counters say how many files are missing; the names are needed only to finish, to fail
         # stuck files or to re-stage. The estimate never overshoots (a file announced twice only
         # lowers it), so "nothing missing" is always checked against the names.
-        estimate = _pending_estimate(processing) - len(landed_names)
+        estimate = pending_count - len(landed_names)
         if estimate > 0 and not restage_due and not (exhausted and stuck):
             remaining_count = estimate
         else:
@@ -277,15 +280,16 @@ def _pending(processing: Processing) -> QuerySet[Content]:
     )
 
 
-def _output_counters(processing: Processing) -> QuerySet[Collection]:
-    """The output collection's counters (one row)."""
-    return Collection.objects.filter(transform_id=processing.transform_id, relation_type=CollectionRelationType.OUTPUT)
-
-
-def _pending_estimate(processing: Processing) -> int:
-    """Files not yet Available nor failed, from the counters."""
-    counters = _output_counters(processing).values_list("total_files", "processed_files", "failed_files")
-    return sum(total - processed - failed for total, processed, failed in counters)
+def _output_counters(processing: Processing) -> tuple[int, int]:
+    """(files not yet Available nor failed, files Available) from the output collection's counters (one row)."""
+    counters = Collection.objects.filter(
+        transform_id=processing.transform_id, relation_type=CollectionRelationType.OUTPUT
+    ).values_list("total_files", "processed_files", "failed_files")
+    pending = released = 0
+    for total, processed, failed in counters:
+        pending += total - processed - failed
+        released += processed
+    return pending, released
 
 
 def _collect(
@@ -335,16 +339,18 @@ def _collect_from_events(
     stuck: dict[str, int],
     destination: str,
     cursor: int,
+    *,
+    released: int,
 ) -> tuple[list[tuple[datetime, str]], int]:
     """The fast path (``backend.transfer_events``): files landed on ``destination`` from the recorded
     transfer events after ``cursor``; a group's locks are listed only when its rule's counters
-    disagree with what is known (``rucio_events.needs_listing``). Returns (landed, new cursor)."""
+    disagree with what is known (``rucio_events.needs_listing``; ``released``: files Available
+    before this poll). Returns (landed, new cursor)."""
     names = _pending(processing).values("name")
     from_events, cursor = landed_after(names_query=names, destination=destination, after=cursor)
     landed = [(moment or _EARLIEST, name) for moment, name in from_events]
     for _, name in landed:
         stuck.pop(name, None)
-    released = sum(_output_counters(processing).values_list("processed_files", flat=True))
     for index, group in enumerate(groups):
         if needs_listing(backend, index, group, known_ok=released + len(landed)):
             group["listings"] = group.get("listings", 0) + 1

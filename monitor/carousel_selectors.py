@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, F, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -127,9 +127,8 @@ def staged_over_time() -> dict[str, Any]:
     """Cumulative files staged per time bucket: the campaign and the latest requests one by one."""
     now = timezone.now()
     messages = Message.objects.filter(msg_type=STAGED_MESSAGE, created_at__gte=now - CURVE_WINDOW)
-    first = messages.order_by("created_at").values_list("created_at", flat=True).first()
-    last = messages.order_by("-created_at").values_list("created_at", flat=True).first()
-    kind, width = _bucket(first, last)
+    span = messages.aggregate(first=Min("created_at"), last=Max("created_at"))
+    kind, width = _bucket(span["first"], span["last"])
     campaign = dict(
         messages.order_by()
         .annotate(bucket=Trunc("created_at", kind))

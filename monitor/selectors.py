@@ -282,11 +282,6 @@ def request_messages(*, request: Request, limit: int = DETAIL_MESSAGES) -> list[
     return list(Message.objects.filter(request=request).defer("body").order_by("-id")[:limit])
 
 
-def requests_of_type(request_type: int, limit: int = 200) -> list[Request]:
-    """The latest requests of one work type (the generic view of a work type's requests)."""
-    return list(Request.objects.filter(request_type=request_type).order_by("-id")[:limit])
-
-
 # --- statistics -----------------------------------------------------------------------------
 
 

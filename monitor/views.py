@@ -8,7 +8,6 @@ from django.views.decorators.http import require_GET
 
 from requests_app.models import Collection
 from requests_app.models.statuses import (
-    REQUEST_TERMINAL,
     CollectionRelationType,
     ContentStatus,
     RequestStatus,
@@ -78,7 +77,7 @@ def request_table(request: HttpRequest) -> HttpResponse:
             "previous_query": filters.query(page=page.page - 1) if page.page > 1 else None,
             "next_query": filters.query(page=page.page + 1) if page.page < page.pages else None,
             # The rows refresh while one of them is still active.
-            "live": any(row.status not in REQUEST_TERMINAL for row in page.rows),
+            "live": any(is_live(row.status) for row in page.rows),
         },
         lambda: {
             "filters": filters.as_dict(),

@@ -9,16 +9,10 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
-from activelearning.models import Loop
-from requests_app.models.statuses import REQUEST_TERMINAL, RequestStatus
-
 from . import al_selectors, carousel_selectors, hpo_selectors
 from .rendering import is_live, not_found, readable, respond
 from .svg import Series, plot
 from .templatetags.monitor_tags import compact_json, seconds
-
-TERMINAL_LABELS = frozenset(RequestStatus(value).label for value in REQUEST_TERMINAL)
-
 
 #: Axis tick format per curve bucket: seconds for a campaign minutes old, dates for weeks.
 _TICK_FORMATS = {"second": "%H:%M:%S", "minute": "%H:%M", "hour": "%m-%d %H:%M", "day": "%Y-%m-%d"}
@@ -183,7 +177,10 @@ def _is_number(value: object) -> bool:
 def active_learning(request: HttpRequest) -> HttpResponse:
     """Active-learning loops: status, iteration, stop reason and last decision of each."""
     rows = []
+    live = False
     for obj, loop in al_selectors.loop_list():
+        # Refresh while a loop still runs (or has not started yet) on an active request.
+        live = live or (is_live(obj.status) and (loop is None or not loop.is_terminal))
         rows.append(
             {
                 "request_id": obj.pk,
@@ -200,10 +197,6 @@ def active_learning(request: HttpRequest) -> HttpResponse:
                 "finished": loop.finished_at if loop else None,
             }
         )
-    # Refresh while a loop still runs (or has not started yet) on an active request.
-    live = any(
-        row["status"] not in TERMINAL_LABELS and row["loop_status"] in (None, Loop.Status.RUNNING.label) for row in rows
-    )
     return respond(
         request, "monitor/active_learning.html", {"rows": rows, "live": live}, lambda: {"loops": rows, "live": live}
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from requests_app.api.fields import ascii_integer
 from requests_app.api.serializers import RequestCreateSerializer
 from requests_app.models.statuses import RequestStatus, RequestType
 
@@ -26,9 +27,10 @@ def _workload_id_as_integer(metadata: dict[str, Any]) -> dict[str, Any]:
     workload_id = metadata.get("workload_id")
     if not isinstance(workload_id, str):
         return metadata
-    if not workload_id.strip().isdigit():
+    number = ascii_integer(workload_id)
+    if number is None:
         raise bad_request(f"request_metadata.workload_id must be an integer, got {workload_id!r}")
-    return {**metadata, "workload_id": int(workload_id)}
+    return {**metadata, "workload_id": number}
 
 
 def request_create_arguments(body: Any) -> dict[str, Any]:
