@@ -20,6 +20,7 @@ path, which answers it with the same rules and errors as before.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ from requests_app.auth.principals import Principal
 from requests_app.models import Collection, Content, Message
 from requests_app.models.statuses import CollectionRelationType, ContentStatus, MessageStatus
 from requests_app.services.messages import new_msg_id
+from requests_app.services.prepared import PreparedStatement
 from requests_app.services.transitions import sources_for
 
 #: What generation stores as a point's path before its loss is known: ``point_path(parameters, None)``.
@@ -83,7 +85,7 @@ WITH snap AS (
     INSERT INTO {message} (msg_id, msg_type, status, request_id, transform_id, processing_id, collection_id,
                            workload_id, num_contents, body, attempts, next_attempt_at, last_error, delivered_to,
                            created_at, updated_at, delivered_at)
-    SELECT %(msg_id)s, %(msg_type)s, %(message_new)s, %(request)s, %(transform)s, NULL, moved.collection_id,
+    SELECT %(msg_id)s, %(msg_type)s::text, %(message_new)s, %(request)s, %(transform)s, NULL, moved.collection_id,
            %(workload)s, 1,
            jsonb_build_object(
                'msg_type', %(msg_type)s::text, 'workload_id', %(workload)s::bigint, 'request_id', %(request)s::bigint,
@@ -104,6 +106,20 @@ SELECT false, snap.id, snap.status, snap.details::text, snap.path, snap.status_c
        snap.retries, snap.lease_id IS NOT NULL
 FROM snap WHERE NOT EXISTS (SELECT 1 FROM moved)
 """
+
+
+@functools.cache
+def _statement() -> PreparedStatement:
+    """The statement, prepared: planning it took longer than running it."""
+    sql = _REPORT.format(
+        content=Content._meta.db_table,
+        lease=PointLease._meta.db_table,
+        collection=Collection._meta.db_table,
+        message=Message._meta.db_table,
+        tail_length=len(UNREPORTED_TAIL),
+        null_length=len("null]"),
+    )
+    return PreparedStatement("idds_hpo_report", sql)
 
 
 @dataclass(frozen=True)
@@ -133,14 +149,6 @@ def record_loss(
     sources = sorted(sources_for(Content, ContentStatus.AVAILABLE) & {ContentStatus.NEW, ContentStatus.PROCESSING})
     # The keys the ORM path sets (``hpo.services.point_report``); ``late`` is computed in the statement.
     fields = {"loss": loss, "metrics": metrics, "reported_by": worker or None, "reported_at": now.isoformat()}
-    sql = _REPORT.format(
-        content=Content._meta.db_table,
-        lease=PointLease._meta.db_table,
-        collection=Collection._meta.db_table,
-        message=Message._meta.db_table,
-        tail_length=len(UNREPORTED_TAIL),
-        null_length=len("null]"),
-    )
     params = {
         "transform": transform_id,
         "request": request_id,
@@ -164,7 +172,7 @@ def record_loss(
         "message_new": MessageStatus.NEW,
     }
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_statement().sql_for_call(), params)
         row = cursor.fetchone()
     if row is None:
         return ReportOutcome(moved=False, point=None)

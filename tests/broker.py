@@ -8,15 +8,24 @@ import json
 from idds_site.celery import app as celery_app
 
 
-def queued_tasks(queue: str) -> list[tuple[str, tuple]]:
-    """(task name, args) of every message waiting in ``queue``, oldest first."""
+def _queued(queue: str) -> list[dict]:
+    """Every message waiting in ``queue``, oldest first, as kombu wrote it."""
     with celery_app.connection_for_read() as connection:
         client = connection.default_channel.client
         # kombu's Redis transport LPUSHes and BRPOPs: the oldest message is at the right end.
         raw = list(reversed(client.lrange(queue, 0, -1)))
+    return [json.loads(item) for item in raw]
+
+
+def queued_headers(queue: str) -> list[dict]:
+    """The Celery headers (task name, ``eta``, ...) of every message waiting in ``queue``, oldest first."""
+    return [message["headers"] for message in _queued(queue)]
+
+
+def queued_tasks(queue: str) -> list[tuple[str, tuple]]:
+    """(task name, args) of every message waiting in ``queue``, oldest first."""
     tasks = []
-    for item in raw:
-        message = json.loads(item)
+    for message in _queued(queue):
         args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         tasks.append((message["headers"]["task"], tuple(args)))
     return tasks

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from hpo import services
@@ -21,16 +22,25 @@ def _stop_studies(celery_worker):
     stop_live_studies()
 
 
-def test_a_checkout_is_two_statements_the_caller_with_its_study_and_the_lease(api, user, django_assert_num_queries):
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    """The statements a call ran, without the PREPAREs a connection sends once (requests_app.services.prepared)."""
+    return [query["sql"] for query in captured.captured_queries if not query["sql"].startswith("PREPARE ")]
+
+
+def test_a_checkout_is_two_statements_the_caller_with_its_study_and_the_lease(api, user):
     # given a pilot whose token's last use was just written
     request_id = submit(api, max_points=3, num_points_per_generation=3)
     pilot, _ = worker_client(user, request_id)
     wait_checkout(pilot, request_id, worker="p")
 
     # when / then: the token with its user and the study in one query (hpo/api/lean.py), and one statement that
-    # finds, moves and leases the point
-    with django_assert_num_queries(2):
+    # finds, moves and leases the point, both prepared
+    with CaptureQueriesContext(connection) as captured:
         response = pilot.post(f"/api/v1/hpo/studies/{request_id}/checkout/", {"worker": "p"}, format="json")
+    assert [sql.split("(")[0] for sql in statements(captured)] == [
+        "EXECUTE idds_token_and_study",
+        "EXECUTE idds_hpo_checkout",
+    ]
     assert response.status_code == 200
     [point] = response.json()
     assert point["worker"] == "p"
@@ -38,18 +48,23 @@ def test_a_checkout_is_two_statements_the_caller_with_its_study_and_the_lease(ap
     assert Content.objects.get(collection__request_id=request_id, name=point["id"]).status == ContentStatus.PROCESSING
 
 
-def test_a_report_costs_three_queries_whatever_the_study_holds(api, user, django_assert_num_queries):
-    # given a pilot holding a point
+def test_a_report_costs_three_queries_whatever_the_study_holds(api, user, django_assert_num_queries, settings):
+    # given a pilot holding a point, and every message waking the conductor (no wake window)
+    settings.IDDS_CONDUCTOR_WAKE_SECONDS = 0
     request_id = submit(api, max_points=3, num_points_per_generation=3)
     pilot, _ = worker_client(user, request_id)
     point = wait_checkout(pilot, request_id, worker="p")["id"]
 
     # when / then: the caller with the study; one statement that locks the point, drops the lease, records the
     # loss and writes the message (hpo/report_sql.py); the conductor check after it committed
-    with django_assert_num_queries(3):
+    with CaptureQueriesContext(connection) as captured:
         response = pilot.post(
             f"/api/v1/hpo/studies/{request_id}/points/{point}/report/", {"worker": "p", "loss": 0.25}, format="json"
         )
+    run = statements(captured)
+    assert [sql.split("(")[0] for sql in run[:2]] == ["EXECUTE idds_token_and_study", "EXECUTE idds_hpo_report"]
+    assert len(run) == 3
+    assert "requests_app_agentlease" in run[2]
     assert response.status_code == 200
     assert response.json()["loss"] == 0.25
     assert response.json()["worker"] == "p"
