@@ -390,12 +390,14 @@ IDDS_STALE_SECONDS = env_int(
 IDDS_MESSAGE_BATCH = env_int(
     "IDDS_MESSAGE_BATCH", 500, minimum=1, help="Messages the conductor hands to the sinks per batch."
 )
-# 0.2 s: under a stream of HPO reports, at most 10 conductor runs a second per web process instead
-# of about one per two messages (bench/hpo_service.py, 1 client: 175 -> 223 round trips/s against
-# 0.05 s); a lone message still wakes the conductor at once, the others wait at most 0.22 s.
+# 0.1 s: under a stream of HPO reports, at most 20 conductor runs a second per process instead of
+# about one per two messages. bench/hpo_service.py at 1 client: 175 round trips/s with 0.05 s,
+# 214-237 with 0.1 s, 223 with 0.2 s; bench/messaging.py p99 commit-to-ack at 200 msg/s: 44-106 ms
+# with no window, 136-171 ms with 0.1 s, 216-222 ms with 0.2 s. A lone message still wakes the
+# conductor at once.
 IDDS_CONDUCTOR_WAKE_SECONDS = env_float(
     "IDDS_CONDUCTOR_WAKE_SECONDS",
-    0.2,
+    0.1,
     minimum=0.0,
     help="New messages wake the conductor at most twice per this many seconds and process: at once, and "
     "once after the window for the messages that came within it (0: once per committed write).",
