@@ -149,6 +149,11 @@ OURS: dict[str, tuple[str, dict[str, Any]]] = {
     "bayesian-thompson": ("bayesian", {"batch_strategy": "thompson"}),
     "bayesian-fantasies": ("bayesian", {"batch_strategy": "fantasies"}),
     "bayesian-local": ("bayesian", {"batch_strategy": "local"}),
+    # The trust region of the "local" batch strategy: the old default (0.15) and the others tried (docs/hpo-quality.md).
+    "bayesian-tr05": ("bayesian", {"trust_half_width": 0.05}),
+    "bayesian-tr08": ("bayesian", {"trust_half_width": 0.08}),
+    "bayesian-tr15": ("bayesian", {"trust_half_width": 0.15}),
+    "bayesian-tr35": ("bayesian", {"trust_half_width": 0.35}),
     "random": ("random", {}),
     "grid": ("grid", {}),
     "nevergrad": ("nevergrad", {}),

@@ -71,6 +71,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         hyperparameter_samples: int = 1,
         batch_strategy: str = "local",
         whole_range_columns: np.ndarray | None = None,
+        trust_half_width: float = 0.25,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -90,7 +91,7 @@ class LogExpectedImprovement(AcquisitionFunction):
         #: Posterior draws at the pending points for ``batch_strategy="fantasies"``.
         self.fantasies = 4
         #: Half-width of the trust region of ``batch_strategy="local"`` for a length scale of average size.
-        self.trust_half_width = 0.15
+        self.trust_half_width = trust_half_width
         self.pending: list[np.ndarray] = []
         #: Whether this point follows another of the same generation (set by the generator): ``"local"`` keeps the
         #: first point of every generation global even when other workers' points are pending, so a study whose

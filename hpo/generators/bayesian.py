@@ -28,7 +28,10 @@ How bayes-opt is used, and what this module adds around it:
   trust region around the best point so far, a box whose sides follow the model's length scales (TuRBO's shape;
   categories are left free, so a batch is not pinned to the incumbent's category):
   the first point of a generation is the global log-EI optimum, the others refine the incumbent in parallel,
-  which is what a sequential run spends most of its late evaluations on. ``"believer"`` searches the whole cube
+  which is what a sequential run spends most of its late evaluations on. The box's half-width for a length
+  scale of average size is ``trust_half_width`` (default 0.25 of the range; 0.15 before: 10 seeds at 5 points per
+  generation, Levy-5 3.5 -> 1.4 and Hartmann-6 at 10 points 0.09 -> 0.012, docs/hpo-quality.md).
+  ``"believer"`` searches the whole cube
   for every point (the fantasies push the later points of a batch away, i.e. exploring); ``"thompson"`` takes
   the best candidate of a joint posterior draw; ``"fantasies"`` averages EI over joint posterior draws at the
   pending points (greedy q-EI). Measured in docs/hpo-quality.md: at 5 points per generation ``local`` came
@@ -67,7 +70,7 @@ class BayesianGenerator(Generator):
     """GP-based proposals via bayes-opt ask/tell (see the module docstring for the choices made)."""
 
     name = "bayesian"
-    version = "4"
+    version = "5"
     default_options: ClassVar[dict[str, Any]] = {
         "acquisition": "logei",
         "output_transform": "power",
@@ -80,6 +83,7 @@ class BayesianGenerator(Generator):
         "n_starts": 10,
         "hyperparameter_samples": 1,
         "batch_strategy": "local",
+        "trust_half_width": 0.25,
     }
 
     def __init__(self, space, *, seed: int = 0, options=None) -> None:
@@ -92,6 +96,8 @@ class BayesianGenerator(Generator):
             raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS}")
         if not 0.0 <= float(self.options["min_distance"]) < 0.5:
             raise ValueError("min_distance must be a fraction of each range in [0, 0.5)")
+        if not 0.0 < float(self.options["trust_half_width"]) <= 0.5:
+            raise ValueError("trust_half_width must be a fraction of each range in (0, 0.5]")
         if int(self.options["max_model_points"]) < 10:
             raise ValueError("max_model_points must be at least 10")
         dim = space.cube_dim
@@ -128,6 +134,7 @@ class BayesianGenerator(Generator):
                 hyperparameter_samples=options["hyperparameter_samples"],
                 batch_strategy=options["batch_strategy"],
                 whole_range_columns=self._category_columns,
+                trust_half_width=float(options["trust_half_width"]),
                 seed=seed,
             )
         elif kind == "ei":
