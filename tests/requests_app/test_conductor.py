@@ -140,9 +140,7 @@ def conductor_runs_requested_by_new_messages(django_capture_on_commit_callbacks)
     return len(queued_tasks("conductor"))
 
 
-def test_new_messages_wake_the_conductor_only_when_none_is_running(
-    sinks, django_capture_on_commit_callbacks, settings
-):
+def test_new_messages_wake_the_conductor_only_when_none_is_running(sinks, django_capture_on_commit_callbacks, settings):
     # Every write starts a wake window (tests/messaging/test_conductor_wake.py covers the window itself).
     settings.IDDS_CONDUCTOR_WAKE_SECONDS = 0
     # given: no conductor running / then a run is requested
