@@ -93,9 +93,9 @@ class LogExpectedImprovement(AcquisitionFunction):
         #: Half-width of the trust region of ``batch_strategy="local"`` for a length scale of average size.
         self.trust_half_width = trust_half_width
         self.pending: list[np.ndarray] = []
-        #: Whether this point follows another of the same generation (set by the generator): ``"local"`` keeps the
-        #: first point of every generation global even when other workers' points are pending, so a study whose
-        #: stock is refilled while workers are busy still explores.
+        #: Whether this point follows the global ones of its generation (set by the generator): ``"local"`` keeps
+        #: the first points of every generation global even when other workers' points are pending, so a study
+        #: whose stock is refilled while workers are busy still explores.
         self.follows_in_generation = False
         self._best = 0.0
         self._model: MaternGP | None = None

@@ -24,14 +24,15 @@ How bayes-opt is used, and what this module adds around it:
   refining an optimum goes on at the rule's resolution.
 * Batches (``batch_strategy``): each point of a generation is pending for the next one, and the log-EI
   acquisition conditions the GP on its own mean there (kriging believer) *and* counts that fantasy as the
-  incumbent to beat. With ``"local"`` (the default) every point of a generation after its first is sought in a
-  trust region around the best point so far, a box whose sides follow the model's length scales (TuRBO's shape;
-  categories are left free, so a batch is not pinned to the incumbent's category):
-  the first point of a generation is the global log-EI optimum, the others refine the incumbent in parallel,
-  which is what a sequential run spends most of its late evaluations on. The box's half-width for a length
-  scale of average size is ``trust_half_width`` (default 0.25 of the range; 0.15 before: 10 seeds at 5 points per
-  generation, Levy-5 3.5 -> 1.4 and Hartmann-6 at 10 points 0.09 -> 0.012, docs/hpo-quality.md).
-  ``"believer"`` searches the whole cube
+  incumbent to beat. With ``"local"`` (the default) the first ``global_points`` (2) points of a generation are
+  global log-EI optima and the others are sought in a trust region around the best point so far, a box whose
+  sides follow the model's length scales (TuRBO's shape; categories are left free, so a batch is not pinned to
+  the incumbent's category): they refine the incumbent in parallel, which is what a sequential run spends most
+  of its late evaluations on. The box's half-width for a length scale of average size is ``trust_half_width``
+  (0.25 of the range). Both were chosen on 10- and 20-seed runs at 5 points per generation
+  (docs/hpo-quality.md): 0.25 rather than 0.15 took Levy-5 from 3.5 to 1.4 and Hartmann-6 at 10 points from
+  0.09 to 0.012; two global points rather than one took Levy-5 over 20 seeds from 3.8x to 2.1x its
+  sequential figure. ``"believer"`` searches the whole cube
   for every point (the fantasies push the later points of a batch away, i.e. exploring); ``"thompson"`` takes
   the best candidate of a joint posterior draw; ``"fantasies"`` averages EI over joint posterior draws at the
   pending points (greedy q-EI). Measured in docs/hpo-quality.md: at 5 points per generation ``local`` came
@@ -84,6 +85,7 @@ class BayesianGenerator(Generator):
         "hyperparameter_samples": 1,
         "batch_strategy": "local",
         "trust_half_width": 0.25,
+        "global_points": 2,
     }
 
     def __init__(self, space, *, seed: int = 0, options=None) -> None:
@@ -96,6 +98,8 @@ class BayesianGenerator(Generator):
             raise ValueError(f"output_transform must be one of {OUTPUT_TRANSFORMS}")
         if not 0.0 <= float(self.options["min_distance"]) < 0.5:
             raise ValueError("min_distance must be a fraction of each range in [0, 0.5)")
+        if type(self.options["global_points"]) is not int or self.options["global_points"] < 1:
+            raise ValueError("global_points must be an integer of at least 1")
         if not 0.0 < float(self.options["trust_half_width"]) <= 0.5:
             raise ValueError("trust_half_width must be a fraction of each range in (0, 0.5]")
         if int(self.options["max_model_points"]) < 10:
@@ -236,7 +240,7 @@ class BayesianGenerator(Generator):
         try:
             for index in range(count):
                 if isinstance(acq, LogExpectedImprovement):
-                    acq.follows_in_generation = index > 0
+                    acq.follows_in_generation = index >= self.options["global_points"]
                 x = self._snap(self._to_array(optimizer.suggest()))
                 # A repeat or a too-close point (bayes-opt's own acquisitions can re-suggest one) ends the model's
                 # turn; the caller fills up with free random points.

@@ -244,6 +244,9 @@ def test_below_the_threshold_every_point_is_modelled():
         ({"min_distance": 0.7}, "min_distance"),
         ({"max_model_points": 3}, "max_model_points"),
         ({"batch_strategy": "liar"}, "batch_strategy"),
+        ({"global_points": 0}, "global_points"),
+        ({"global_points": 1.5}, "global_points"),
+        ({"trust_half_width": 0.7}, "trust_half_width"),
     ],
 )
 def test_it_refuses_bad_options(options, message):
@@ -306,6 +309,25 @@ def test_the_first_point_of_a_generation_is_global_even_with_other_workers_point
     assert local == believer
 
 
+def test_the_first_global_points_of_a_generation_search_the_whole_space():
+    # given two points pending on other workers
+    space, history = _history_with_other_workers_pending()
+
+    # when generations of three points are asked with two global points (the default), and with every point global
+    local = BayesianGenerator(space, seed=6, options={"initial_design": 2}).generate(history, 3, 50)
+    believer = BayesianGenerator(space, seed=6, options={"initial_design": 2, "batch_strategy": "believer"}).generate(
+        history, 3, 50
+    )
+    one_global = BayesianGenerator(space, seed=6, options={"initial_design": 2, "global_points": 1}).generate(
+        history, 3, 50
+    )
+
+    # then the first two are the global ones; with one global point the second is already sought locally
+    assert local[:2] == believer[:2]
+    assert local[2] != believer[2]
+    assert one_global[1] != believer[1]
+
+
 def test_the_later_points_of_a_generation_refine_around_the_best_point():
     # given
     space, history = _history_with_other_workers_pending()
@@ -314,8 +336,8 @@ def test_the_later_points_of_a_generation_refine_around_the_best_point():
     # when
     points = BayesianGenerator(space, seed=6, options={"initial_design": 2}).generate(history, 4, 50)
 
-    # then the points after the first lie in a box around the best evaluated point (half-width <= 0.5 of a range)
-    later = np.array([space.encode(p) for p in points[1:]])
+    # then the points after the two global ones lie in a box around the best evaluated point (half-width <= 0.5)
+    later = np.array([space.encode(p) for p in points[2:]])
     assert len(points) == 4
     assert np.abs(later - best).max() <= 0.5
 
