@@ -48,6 +48,48 @@ def test_a_checkout_is_two_statements_the_caller_with_its_study_and_the_lease(ap
     assert Content.objects.get(collection__request_id=request_id, name=point["id"]).status == ContentStatus.PROCESSING
 
 
+def test_a_new_database_connection_prepares_the_statements_again(api, user):
+    # given a pilot whose calls prepared the statements on this connection, which is then closed (as
+    # CONN_MAX_AGE, a failed health check or a restarted server would)
+    request_id = submit(api, max_points=3, num_points_per_generation=3)
+    pilot, _ = worker_client(user, request_id)
+    wait_checkout(pilot, request_id, worker="p")
+    connection.close()
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = pilot.post(f"/api/v1/hpo/studies/{request_id}/checkout/", {"worker": "p"}, format="json")
+
+    # then the new connection was sent each statement once before calling it, and the call worked
+    sent = [query["sql"].split(" AS ")[0].split("(")[0] for query in captured.captured_queries]
+    assert sent == [
+        "PREPARE idds_token_and_study",
+        "EXECUTE idds_token_and_study",
+        "PREPARE idds_hpo_checkout",
+        "EXECUTE idds_hpo_checkout",
+    ]
+    assert response.status_code == 200
+    assert response.json()[0]["status"] == "Processing"
+
+
+def test_with_prepared_statements_off_the_same_sql_runs_as_text(api, user, settings):
+    # given
+    settings.IDDS_DB_PREPARED_STATEMENTS = False
+    request_id = submit(api, max_points=3, num_points_per_generation=3)
+    pilot, _ = worker_client(user, request_id)
+    wait_checkout(pilot, request_id, worker="p")
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = pilot.post(f"/api/v1/hpo/studies/{request_id}/checkout/", {"worker": "p"}, format="json")
+
+    # then nothing is prepared or executed by name, and the answer is the same
+    assert len(captured.captured_queries) == 2
+    assert not any(query["sql"].startswith(("PREPARE", "EXECUTE")) for query in captured.captured_queries)
+    assert response.status_code == 200
+    assert response.json()[0]["worker"] == "p"
+
+
 def test_a_report_costs_three_queries_whatever_the_study_holds(api, user, django_assert_num_queries, settings):
     # given a pilot holding a point, and every message waking the conductor (no wake window)
     settings.IDDS_CONDUCTOR_WAKE_SECONDS = 0
