@@ -11,7 +11,6 @@ from enum import StrEnum
 from functools import partial
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 
 from requests_app import handoffs
@@ -68,5 +67,10 @@ def study_changed(transform_id: int) -> None:
 
 
 def _rollup_once_per_window(transform_id: int, window: float) -> None:
-    if cache.add(f"hpo:rollup-due:{transform_id}", 1, timeout=window):
-        handoffs.send_now(handoffs.TaskName.TRANSFORM_ROLLUP, transform_id, countdown=window + ROLLUP_MARGIN)
+    handoffs.send_once_per_window(
+        handoffs.TaskName.TRANSFORM_ROLLUP,
+        transform_id,
+        mark=f"hpo:rollup-due:{transform_id}",
+        window=window,
+        margin=ROLLUP_MARGIN,
+    )

@@ -65,6 +65,18 @@ def send_now(name: str, *args: Any, **options: Any) -> None:
     current_app.send_task(name, args=args, **options)
 
 
+def send_once_per_window(name: str, *args: Any, mark: str, window: float, margin: float) -> None:
+    """Enqueue ``name`` to run ``margin`` seconds after a window of ``window`` seconds, unless ``mark`` says this
+    window already has its run: the debounce of the HPO roll-up and of the conductor's wake-ups.
+
+    Callers check after their transaction committed, and the run starts after the mark expired, so it reads
+    everything committed by the callers that found the mark. A lost mark (another process's cache, an evicted
+    entry) only costs an extra run.
+    """
+    if cache.add(mark, 1, timeout=window):
+        send_now(name, *args, countdown=window + margin)
+
+
 def send_after_commit(name: str, *args: Any, **options: Any) -> None:
     """Enqueue the task registered as ``name`` once the current transaction commits."""
     transaction.on_commit(partial(send_now, name, *args, **options))
@@ -117,11 +129,9 @@ def messages_written() -> None:
     run per message cost each report a lease query and a task send, and the worker a run that found
     one message (bench/hpo_service.py: ~5,000 conductor runs for ~9,600 messages). Per window of
     ``IDDS_CONDUCTOR_WAKE_SECONDS`` the first message wakes the conductor at once, so a lone message
-    is not delayed, and the second schedules one run for just after the window's end, which covers
-    every message of the window; the rest send nothing. Both marks are checked only after the
-    message committed, and the trailing run starts after its mark expired, so it reads every message
-    that found the marks (the roll-up's debounce, ``hpo.handoffs.study_changed``, argues the same).
-    A lost mark (another process, an evicted entry) only costs an extra run.
+    is not delayed, and the second schedules one run for just after the window's end
+    (``send_once_per_window``, as the HPO roll-up does), which covers every message of the window;
+    the rest send nothing.
     """
     transaction.on_commit(_wake_conductor)
 
@@ -134,5 +144,5 @@ def _wake_conductor() -> None:
         # lease taken. That was half of all conductor runs in bench/carousel.py.
         if not AgentLease.is_held(CONDUCTOR_LEASE):
             send_now(TaskName.MESSAGES_DELIVER)
-    elif cache.add(WAKE_TRAILING_MARK, 1, timeout=window):
-        send_now(TaskName.MESSAGES_DELIVER, countdown=window + WAKE_MARGIN)
+    else:
+        send_once_per_window(TaskName.MESSAGES_DELIVER, mark=WAKE_TRAILING_MARK, window=window, margin=WAKE_MARGIN)

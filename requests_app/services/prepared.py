@@ -45,9 +45,13 @@ class PreparedStatement:
         """The SQL to run with the parameters on this thread's connection, preparing it there first if needed."""
         if connection.vendor != "postgresql" or not settings.IDDS_DB_PREPARED_STATEMENTS:
             return self.sql
-        with connection.cursor() as cursor:  # connects (and health-checks) first, as any query would
-            prepared = _PREPARED.setdefault(connection.connection, set())
-            if self.name not in prepared:
+        # What a cursor does first: drop a connection that failed its health check, then connect. The raw
+        # connection read next is then the one the caller's statement will run on.
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+        prepared = _PREPARED.setdefault(connection.connection, set())
+        if self.name not in prepared:
+            with connection.cursor() as cursor:
                 cursor.execute(self._prepare)
-                prepared.add(self.name)
+            prepared.add(self.name)
         return self._execute
